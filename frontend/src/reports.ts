@@ -1,0 +1,237 @@
+// Client-side state of the board: a pure reducer, `applyEvent(state, event)`.
+//
+// Server-Sent Events (snapshot, new_report, report_status_update, report_status_rejected)
+// and the outcome of this tab's own requests are all events. Rules that keep several
+// tabs and reconnects consistent:
+//
+// - `snapshot` is the truth at the moment a connection opened: it replaces the list.
+// - `new_report` describes a report as created (pending). A report already on the list
+//   is at least that new, so a repeated or late `new_report` (or the POST reply that
+//   races its own event) never adds a second row and never rolls a status back.
+// - `report_status_update` sets the status; the same status again is a no-op. An update
+//   for a report not on the list yet is kept aside and applied when the report arrives.
+// - Times: updates carry no timestamp, so `updatedAt` becomes the receipt time, but never
+//   moves backwards (a client clock behind the server's cannot make a change look older).
+// - Error messages from the server stay next to their report until dismissed or until the
+//   user tries another move on it.
+// - A move asked for by this tab keeps the report busy (buttons disabled) until the
+//   server's event about it arrives: the 202 only says the command was accepted.
+//
+// Every function here is pure; "now" is passed in as `at` (RFC 3339).
+
+import type { Report } from './types.ts';
+import { isStatus, type Status } from './transitions.ts';
+
+export interface Notice {
+  kind: 'error' | 'rejected';
+  message: string;
+  at: string;
+}
+
+export interface BoardState {
+  /** A snapshot has arrived at least once (until then the list is unknown, not empty). */
+  loaded: boolean;
+  byId: Readonly<Record<string, Report>>;
+  /** Status updates for reports not on the list yet, latest per report. */
+  orphanUpdates: Readonly<Record<string, { status: Status; at: string }>>;
+  /** Server messages shown next to a report. */
+  notices: Readonly<Record<string, Notice>>;
+  /**
+   * Reports with a status change in progress, and the status asked for: from the click
+   * until the server's event about that report (update or rejection) arrives, the request
+   * fails, or the caller gives up waiting (`request_settled`). Their buttons are disabled.
+   */
+  busy: Readonly<Record<string, Status>>;
+}
+
+export type BoardEvent =
+  // from the server, over SSE
+  | { type: 'snapshot'; reports: Report[]; at: string }
+  | { type: 'new_report'; report: Report }
+  | { type: 'report_status_update'; id: string; status: Status; at: string }
+  | { type: 'report_status_rejected'; id: string; status: Status; reason: string; at: string }
+  // from this tab's own requests
+  | { type: 'request_started'; id: string; status: Status }
+  | { type: 'request_settled'; id: string }
+  | { type: 'request_failed'; id: string; message: string; at: string }
+  | { type: 'dismiss_notice'; id: string }
+  | { type: 'reset' };
+
+export const initialState: BoardState = {
+  loaded: false,
+  byId: {},
+  orphanUpdates: {},
+  notices: {},
+  busy: {},
+};
+
+/** The later of two RFC 3339 times (the second one when either does not parse). */
+export function laterTime(a: string, b: string): string {
+  const ta = Date.parse(a);
+  const tb = Date.parse(b);
+  if (Number.isNaN(ta) || Number.isNaN(tb)) return b;
+  return tb >= ta ? b : a;
+}
+
+function without<T>(record: Readonly<Record<string, T>>, key: string): Readonly<Record<string, T>> {
+  if (!(key in record)) return record;
+  const copy = { ...record };
+  delete copy[key];
+  return copy;
+}
+
+function withStatus(report: Report, status: Status, at: string): Report {
+  return { ...report, reportStatus: status, updatedAt: laterTime(report.updatedAt, at) };
+}
+
+export function applyEvent(state: BoardState, event: BoardEvent): BoardState {
+  switch (event.type) {
+    case 'snapshot': {
+      const byId: Record<string, Report> = {};
+      for (const r of event.reports) {
+        const seen = byId[r.reportId];
+        byId[r.reportId] = seen && laterTime(seen.updatedAt, r.updatedAt) === seen.updatedAt ? seen : r;
+      }
+      // Keep messages about reports that are still there; updates kept aside came from an
+      // older connection, and the snapshot is newer than all of them.
+      const notices: Record<string, Notice> = {};
+      for (const [id, n] of Object.entries(state.notices)) if (id in byId) notices[id] = n;
+      return { ...state, loaded: true, byId, orphanUpdates: {}, notices };
+    }
+
+    case 'new_report': {
+      const r = event.report;
+      if (r.reportId in state.byId) return state; // duplicate or late: the list is newer
+      const orphan = state.orphanUpdates[r.reportId];
+      const report = orphan ? withStatus(r, orphan.status, orphan.at) : r;
+      return {
+        ...state,
+        byId: { ...state.byId, [r.reportId]: report },
+        orphanUpdates: without(state.orphanUpdates, r.reportId),
+      };
+    }
+
+    case 'report_status_update': {
+      const current = state.byId[event.id];
+      if (!current) {
+        return {
+          ...state,
+          orphanUpdates: { ...state.orphanUpdates, [event.id]: { status: event.status, at: event.at } },
+        };
+      }
+      const busy = without(state.busy, event.id);
+      if (current.reportStatus === event.status) return busy === state.busy ? state : { ...state, busy }; // duplicate
+      return { ...state, busy, byId: { ...state.byId, [event.id]: withStatus(current, event.status, event.at) } };
+    }
+
+    case 'report_status_rejected':
+      return {
+        ...state,
+        busy: without(state.busy, event.id),
+        notices: {
+          ...state.notices,
+          [event.id]: {
+            kind: 'rejected',
+            message: `Could not move to ${event.status}: ${event.reason}`,
+            at: event.at,
+          },
+        },
+      };
+
+    case 'request_started':
+      return {
+        ...state,
+        busy: { ...state.busy, [event.id]: event.status },
+        notices: without(state.notices, event.id),
+      };
+
+    case 'request_settled': {
+      const busy = without(state.busy, event.id);
+      return busy === state.busy ? state : { ...state, busy };
+    }
+
+    case 'request_failed':
+      return {
+        ...state,
+        busy: without(state.busy, event.id),
+        notices: { ...state.notices, [event.id]: { kind: 'error', message: event.message, at: event.at } },
+      };
+
+    case 'dismiss_notice': {
+      const notices = without(state.notices, event.id);
+      return notices === state.notices ? state : { ...state, notices };
+    }
+
+    case 'reset':
+      return initialState;
+  }
+}
+
+/** The reports to show: newest first (the order the eye expects for a live list). */
+export function selectReports(state: BoardState): Report[] {
+  return Object.values(state.byId).sort(
+    (a, b) =>
+      (Date.parse(b.createdAt) || 0) - (Date.parse(a.createdAt) || 0) ||
+      (a.reportId < b.reportId ? -1 : a.reportId > b.reportId ? 1 : 0),
+  );
+}
+
+// ---- decoding what the server sends -------------------------------------------------
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A Report from JSON, or null when the shape is wrong. */
+export function toReport(v: unknown): Report | null {
+  if (!isRecord(v)) return null;
+  const { userId, reportId, reportStatus, createdAt, updatedAt } = v;
+  if (
+    typeof userId !== 'string' ||
+    typeof reportId !== 'string' ||
+    !isStatus(reportStatus) ||
+    typeof createdAt !== 'string' ||
+    typeof updatedAt !== 'string'
+  ) {
+    return null;
+  }
+  return { userId, reportId, reportStatus, createdAt, updatedAt };
+}
+
+/**
+ * Turns one named SSE event into a BoardEvent; null for unknown names and for data that
+ * is not what the contract says (the caller logs and ignores it).
+ */
+export function parseServerEvent(name: string, data: string, at: string): BoardEvent | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  switch (name) {
+    case 'snapshot': {
+      if (!Array.isArray(v)) return null;
+      const reports = v.map(toReport).filter((r): r is Report => r !== null);
+      return { type: 'snapshot', reports, at };
+    }
+    case 'new_report': {
+      const report = toReport(v);
+      return report && { type: 'new_report', report };
+    }
+    case 'report_status_update':
+      if (!isRecord(v) || typeof v.id !== 'string' || !isStatus(v.status)) return null;
+      return { type: 'report_status_update', id: v.id, status: v.status, at };
+    case 'report_status_rejected':
+      if (!isRecord(v) || typeof v.id !== 'string' || !isStatus(v.status)) return null;
+      return {
+        type: 'report_status_rejected',
+        id: v.id,
+        status: v.status,
+        reason: typeof v.reason === 'string' && v.reason ? v.reason : 'the server refused the change.',
+        at,
+      };
+    default:
+      return null;
+  }
+}

@@ -1,0 +1,172 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { connectReportStream, streamUrl, type Connection, type EventSourceLike } from './stream.ts';
+import type { BoardEvent } from './reports.ts';
+
+const USER = '11111111-1111-4111-8111-111111111111';
+
+/** Enough of EventSource to drive the module: counts listeners so leaks show. */
+class FakeEventSource implements EventSourceLike {
+  static all: FakeEventSource[] = [];
+  readyState = 0;
+  closed = false;
+  onopen: ((this: never, ev: Event) => unknown) | null = null;
+  onerror: ((this: never, ev: Event) => unknown) | null = null;
+  listeners = new Map<string, Set<(ev: MessageEvent) => void>>();
+
+  constructor(readonly url: string) {
+    FakeEventSource.all.push(this);
+  }
+  addEventListener(type: string, l: (ev: MessageEvent) => void) {
+    if (!this.listeners.has(type)) this.listeners.set(type, new Set());
+    this.listeners.get(type)!.add(l);
+  }
+  removeEventListener(type: string, l: (ev: MessageEvent) => void) {
+    this.listeners.get(type)?.delete(l);
+  }
+  close() {
+    this.closed = true;
+    this.readyState = 2;
+  }
+  listenerCount() {
+    let n = 0;
+    for (const s of this.listeners.values()) n += s.size;
+    return n + (this.onopen ? 1 : 0) + (this.onerror ? 1 : 0);
+  }
+  emit(type: string, data: unknown, lastEventId = '') {
+    this.readyState = 1;
+    const ev = { type, data: typeof data === 'string' ? data : JSON.stringify(data), lastEventId } as MessageEvent;
+    for (const l of this.listeners.get(type) ?? []) l(ev);
+  }
+  fail(readyState: 0 | 2) {
+    this.readyState = readyState;
+    (this.onerror as ((ev: Event) => void) | null)?.({} as Event);
+  }
+}
+
+function connect() {
+  const events: BoardEvent[] = [];
+  const states: Connection[] = [];
+  const bad: string[] = [];
+  const close = connectReportStream({
+    userId: USER,
+    onEvent: (e) => events.push(e),
+    onConnection: (s) => states.push(s),
+    createEventSource: (url) => new FakeEventSource(url),
+    now: () => '2026-01-01T12:00:00Z',
+    retryMs: 1000,
+    maxRetryMs: 4000,
+    onBadEvent: (name) => bad.push(name),
+  });
+  return { events, states, bad, close };
+}
+
+beforeEach(() => {
+  FakeEventSource.all = [];
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('connectReportStream', () => {
+  it('opens one EventSource on /v4/sse for the user', () => {
+    const { states } = connect();
+    expect(FakeEventSource.all).toHaveLength(1);
+    expect(FakeEventSource.all[0].url).toBe(`/v4/sse?user_id=${USER}`);
+    expect(states).toEqual(['connecting']);
+  });
+
+  it('turns named events into board events and goes live on the snapshot', () => {
+    const { events, states } = connect();
+    const es = FakeEventSource.all[0];
+    es.emit('snapshot', [], '1');
+    es.emit('report_status_update', { id: 'x', status: 'queued' }, '2');
+    expect(events.map((e) => e.type)).toEqual(['snapshot', 'report_status_update']);
+    expect(states).toEqual(['connecting', 'live']);
+  });
+
+  it('ignores malformed events instead of throwing', () => {
+    const { events, bad } = connect();
+    FakeEventSource.all[0].emit('snapshot', 'not json');
+    expect(events).toEqual([]);
+    expect(bad).toEqual(['snapshot']);
+  });
+
+  it('shows reconnecting while the browser retries by itself, without a second EventSource', () => {
+    const { states } = connect();
+    const es = FakeEventSource.all[0];
+    es.emit('snapshot', [], '1');
+    es.fail(0); // CONNECTING: the browser retries with Last-Event-ID
+    vi.advanceTimersByTime(60_000);
+    expect(FakeEventSource.all).toHaveLength(1);
+    expect(states.at(-1)).toBe('reconnecting');
+    es.emit('snapshot', [], '5');
+    expect(states.at(-1)).toBe('live');
+  });
+
+  it('when the browser gives up, opens a new one later that resumes from the last event id', () => {
+    connect();
+    const first = FakeEventSource.all[0];
+    first.emit('snapshot', [], '41');
+    first.emit('new_report', { userId: USER, reportId: 'r', reportStatus: 'pending', createdAt: 'a', updatedAt: 'a' }, '42');
+    first.fail(2); // CLOSED, e.g. HTTP 503 during start-up
+    expect(first.closed).toBe(true);
+    expect(first.listenerCount()).toBe(0);
+    vi.advanceTimersByTime(999);
+    expect(FakeEventSource.all).toHaveLength(1);
+    vi.advanceTimersByTime(1);
+    expect(FakeEventSource.all).toHaveLength(2);
+    expect(FakeEventSource.all[1].url).toBe(streamUrl('', USER, '42'));
+    expect(FakeEventSource.all[1].url).toContain('lastEventId=42');
+  });
+
+  it('backs off between manual reconnects, up to the cap, and resets after a snapshot', () => {
+    connect();
+    const delays: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const es = FakeEventSource.all.at(-1)!;
+      es.fail(2);
+      const before = FakeEventSource.all.length;
+      let waited = 0;
+      while (FakeEventSource.all.length === before) {
+        vi.advanceTimersByTime(100);
+        waited += 100;
+      }
+      delays.push(waited);
+    }
+    expect(delays).toEqual([1000, 2000, 4000, 4000]);
+    FakeEventSource.all.at(-1)!.emit('snapshot', []);
+    FakeEventSource.all.at(-1)!.fail(2);
+    vi.advanceTimersByTime(1000);
+    expect(FakeEventSource.all).toHaveLength(6);
+  });
+
+  it('close() removes every listener, closes the source and cancels a pending reconnect', () => {
+    const { close, events } = connect();
+    const es = FakeEventSource.all[0];
+    expect(es.listenerCount()).toBe(5); // 4 named events + onerror
+    close();
+    expect(es.closed).toBe(true);
+    expect(es.listenerCount()).toBe(0);
+    es.emit('snapshot', []);
+    expect(events).toEqual([]);
+
+    const second = connect();
+    FakeEventSource.all[1].fail(2);
+    second.close();
+    vi.advanceTimersByTime(60_000);
+    expect(FakeEventSource.all).toHaveLength(2);
+    second.close(); // idempotent
+  });
+
+  it('never holds more than one open source per connection, whatever happens', () => {
+    connect();
+    for (let i = 0; i < 10; i++) {
+      FakeEventSource.all.at(-1)!.fail(2);
+      vi.advanceTimersByTime(5000);
+    }
+    const open = FakeEventSource.all.filter((s) => !s.closed);
+    expect(open).toHaveLength(1);
+    expect(open[0].listenerCount()).toBe(5);
+  });
+});

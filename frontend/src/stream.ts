@@ -1,0 +1,124 @@
+// One EventSource on /v4/sse for a signed-in tab.
+//
+// The browser reconnects by itself after a network error (the server's `retry:` field,
+// 2 s) and sends `Last-Event-ID`, so nothing is missed across a server restart; the first
+// event of every connection is a fresh `snapshot` anyway. When the browser gives up for
+// good (an HTTP error status such as 503 while the server starts, or a response that is
+// not an event stream), this opens a new EventSource after a back-off and passes the last
+// event id as `?lastEventId=` (a new EventSource cannot set the header).
+//
+// `connectReportStream` returns `close()`: it removes every listener, closes the source
+// and cancels a pending reconnect. Nothing else holds on to the connection.
+
+import { parseServerEvent, type BoardEvent } from './reports.ts';
+
+export type Connection = 'connecting' | 'live' | 'reconnecting';
+
+export const SERVER_EVENTS = ['snapshot', 'new_report', 'report_status_update', 'report_status_rejected'] as const;
+
+/** The part of the EventSource API this module uses (a test can pass a fake). */
+export interface EventSourceLike {
+  readonly readyState: number;
+  onopen: ((this: never, ev: Event) => unknown) | null;
+  onerror: ((this: never, ev: Event) => unknown) | null;
+  addEventListener(type: string, listener: (ev: MessageEvent) => void): void;
+  removeEventListener(type: string, listener: (ev: MessageEvent) => void): void;
+  close(): void;
+}
+
+export interface StreamOptions {
+  userId: string;
+  onEvent: (event: BoardEvent) => void;
+  onConnection: (state: Connection) => void;
+  /** Prefix for the URL, '' for the page's own origin. */
+  baseUrl?: string;
+  createEventSource?: (url: string) => EventSourceLike;
+  /** First manual reconnect delay; doubles up to maxRetryMs. */
+  retryMs?: number;
+  maxRetryMs?: number;
+  now?: () => string;
+  /** Called with events that do not decode (default: console.warn). */
+  onBadEvent?: (name: string, data: string) => void;
+}
+
+const CLOSED = 2;
+
+export function streamUrl(baseUrl: string, userId: string, lastEventId: string | null): string {
+  const q = new URLSearchParams({ user_id: userId });
+  if (lastEventId) q.set('lastEventId', lastEventId);
+  return `${baseUrl}/v4/sse?${q.toString()}`;
+}
+
+export function connectReportStream(options: StreamOptions): () => void {
+  const {
+    userId,
+    onEvent,
+    onConnection,
+    baseUrl = '',
+    createEventSource = (url) => new EventSource(url) as unknown as EventSourceLike,
+    retryMs = 1000,
+    maxRetryMs = 8000,
+    now = () => new Date().toISOString(),
+    onBadEvent = (name, data) => console.warn(`ignoring malformed ${name} event`, data),
+  } = options;
+
+  let source: EventSourceLike | null = null;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let lastEventId: string | null = null;
+  let failures = 0;
+  let closed = false;
+
+  const onMessage = (ev: MessageEvent) => {
+    if (closed) return;
+    if (ev.lastEventId) lastEventId = ev.lastEventId;
+    const event = parseServerEvent(ev.type, String(ev.data), now());
+    if (!event) {
+      onBadEvent(ev.type, String(ev.data));
+      return;
+    }
+    if (event.type === 'snapshot') {
+      failures = 0;
+      onConnection('live');
+    }
+    onEvent(event);
+  };
+
+  const detach = (s: EventSourceLike) => {
+    for (const name of SERVER_EVENTS) s.removeEventListener(name, onMessage);
+    s.onopen = null;
+    s.onerror = null;
+    s.close();
+  };
+
+  const open = () => {
+    timer = null;
+    if (closed) return;
+    const s = createEventSource(streamUrl(baseUrl, userId, lastEventId));
+    source = s;
+    for (const name of SERVER_EVENTS) s.addEventListener(name, onMessage);
+    s.onerror = () => {
+      if (closed || source !== s) return;
+      onConnection('reconnecting');
+      if (s.readyState === CLOSED) {
+        // The browser will not retry this one: start a new one later.
+        detach(s);
+        source = null;
+        const delay = Math.min(maxRetryMs, retryMs * 2 ** failures);
+        failures += 1;
+        timer = setTimeout(open, delay);
+      }
+    };
+  };
+
+  onConnection('connecting');
+  open();
+
+  return () => {
+    if (closed) return;
+    closed = true;
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    if (source) detach(source);
+    source = null;
+  };
+}

@@ -1,0 +1,150 @@
+//! Publish/subscribe between server instances: Kafka when brokers are configured,
+//! an in-process channel otherwise (the embedded default).
+//!
+//! /v3 and /v4 only see this module's [`Bus`]: they publish records and register a
+//! handler per topic. A handler that fails is retried on the same record (with
+//! backoff) and the record is committed only after it succeeded, so a write that
+//! was acknowledged to a client is never skipped.
+
+mod kafka;
+mod memory;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+
+pub use kafka::{KafkaBus, produce_lines};
+pub use memory::MemoryBus;
+
+/// One record read from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Who reads a topic.
+#[derive(Debug, Clone)]
+pub enum Group {
+    /// Every instance reads every record, from the moment it starts (fan-out).
+    EachInstance,
+    /// The instances share the records between them, each read once (work queue).
+    Shared(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("the message bus did not acknowledge the record in time: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Clone)]
+pub enum Bus {
+    Memory(MemoryBus),
+    Kafka(Arc<KafkaBus>),
+}
+
+impl Bus {
+    /// Publishes and waits until the record is durably accepted; returns where it
+    /// was written (partition, offset).
+    pub async fn publish(
+        &self,
+        topic: &str,
+        key: Option<&str>,
+        payload: &[u8],
+    ) -> Result<(i32, i64), BusError> {
+        match self {
+            Bus::Memory(bus) => bus.publish(topic, key, payload).await,
+            Bus::Kafka(bus) => bus.publish(topic, key, payload).await,
+        }
+    }
+
+    /// Runs `handler` for every record of `topic` until `shutdown`.
+    pub fn consume<H, F, E>(
+        &self,
+        topic: &str,
+        group: Group,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+        handler: H,
+    ) where
+        H: Fn(Record) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<(), E>> + Send,
+        E: std::fmt::Display + Send,
+    {
+        match self {
+            Bus::Memory(bus) => bus.consume(topic, shutdown, handler),
+            Bus::Kafka(bus) => bus.consume(topic, group, metrics, shutdown, handler),
+        }
+    }
+
+    /// `Err` names what is not ready (broker unreachable, consumer not assigned).
+    pub async fn ready(&self) -> Result<(), String> {
+        match self {
+            Bus::Memory(_) => Ok(()),
+            Bus::Kafka(bus) => bus.ready().await,
+        }
+    }
+}
+
+/// Calls `handler` until it succeeds or shutdown, waiting longer after each failure.
+/// Returns `false` when interrupted by shutdown.
+async fn handle_until_done<H, F, E>(
+    handler: &H,
+    record: Record,
+    shutdown: &CancellationToken,
+) -> bool
+where
+    H: Fn(Record) -> F,
+    F: Future<Output = Result<(), E>>,
+    E: std::fmt::Display + Send,
+{
+    let mut backoff = Backoff::default();
+    loop {
+        match handler(record.clone()).await {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::warn!(
+                    partition = record.partition,
+                    offset = record.offset,
+                    "handling a record failed, will retry: {e}"
+                );
+                if !backoff.wait(shutdown).await {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Exponential backoff from 100 ms to 5 s, interruptible by shutdown.
+#[derive(Debug)]
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff(Duration::from_millis(100))
+    }
+}
+
+impl Backoff {
+    /// Sleeps for the current delay and doubles it. `false` when shut down instead.
+    async fn wait(&mut self, shutdown: &CancellationToken) -> bool {
+        let delay = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => true,
+            _ = shutdown.cancelled() => false,
+        }
+    }
+
+    fn reset(&mut self) {
+        *self = Backoff::default();
+    }
+}

@@ -1,0 +1,127 @@
+//! Command line and environment: every knob of the SPEC's "Running" table.
+//!
+//! Each flag also reads an `SSE_*` environment variable so the same binary can be
+//! configured by a shell, a systemd unit or a container without a wrapper script.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sse-server",
+    version,
+    about = "Server-Sent Events in four steps"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve every route (the default when no subcommand is given).
+    Serve,
+    /// Create the DynamoDB table and its `UserIdIndex` (against `--dynamodb-endpoint`).
+    InitTable {
+        /// Delete the table first when it exists.
+        #[arg(long)]
+        recreate: bool,
+    },
+    /// Send each line of standard input as one record to a Kafka topic.
+    Produce {
+        /// Topic to write to, e.g. `v3_messages`.
+        topic: String,
+        /// Optional record key.
+        #[arg(long)]
+        key: Option<String>,
+    },
+}
+
+/// Everything the server needs to start. `Default` is the embedded setup tests use.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "SSE_BIND", default_value = "127.0.0.1:3000")]
+    pub bind: SocketAddr,
+
+    /// Kafka bootstrap servers; without it an in-process bus is used.
+    #[arg(long, env = "SSE_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+
+    /// DynamoDB endpoint; without it reports live in memory.
+    #[arg(long, env = "SSE_DYNAMODB_ENDPOINT")]
+    pub dynamodb_endpoint: Option<String>,
+
+    /// DynamoDB table for /v4 reports.
+    #[arg(long, env = "SSE_TABLE", default_value = "report_status")]
+    pub table: String,
+
+    /// Topic read (and written) by /v3.
+    #[arg(long, env = "SSE_V3_TOPIC", default_value = "v3_messages")]
+    pub v3_topic: String,
+
+    /// Topic carrying /v4 status-change commands.
+    #[arg(long, env = "SSE_V4_COMMAND_TOPIC", default_value = "v4_messages")]
+    pub v4_command_topic: String,
+
+    /// Topic carrying /v4 facts (what happened) to every instance.
+    #[arg(long, env = "SSE_V4_EVENT_TOPIC", default_value = "v4_events")]
+    pub v4_event_topic: String,
+
+    /// Keep-alive comment interval for /v2../v4 (v1 uses 3 s unless this is set).
+    #[arg(long, env = "SSE_KEEP_ALIVE_MS")]
+    pub keep_alive_ms: Option<u64>,
+
+    /// Interval between two `hi!` on /v1.
+    #[arg(long, env = "SSE_V1_INTERVAL_MS", default_value_t = 15_000)]
+    pub v1_interval_ms: u64,
+
+    /// Reconnect delay suggested to browsers (`retry:` field).
+    #[arg(long, env = "SSE_RETRY_MS", default_value_t = 2_000)]
+    pub retry_ms: u64,
+
+    /// Events kept per user for `Last-Event-ID` resume.
+    #[arg(long, env = "SSE_HISTORY", default_value_t = 1_000)]
+    pub history: usize,
+
+    /// Events queued per connection before it is closed as too slow.
+    #[arg(long, env = "SSE_QUEUE", default_value_t = 1_024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub queue: u32,
+
+    /// Origins allowed by CORS (repeatable); none means same origin only.
+    #[arg(long = "cors-origin", env = "SSE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Directory with the built dashboard (`frontend/dist`), served at `/`.
+    #[arg(long, env = "SSE_STATIC_DIR", default_value = "frontend/dist")]
+    pub static_dir: PathBuf,
+}
+
+impl Config {
+    /// Keep-alive interval for /v2, /v3 and /v4 streams.
+    pub fn keep_alive(&self) -> Duration {
+        Duration::from_millis(self.keep_alive_ms.unwrap_or(15_000).max(1))
+    }
+
+    /// Interval between two `hi!` on /v1 (a zero interval would spin).
+    pub fn v1_interval(&self) -> Duration {
+        Duration::from_millis(self.v1_interval_ms.max(1))
+    }
+
+    /// Keep-alive interval for /v1, whose default is shorter to show the comments.
+    pub fn v1_keep_alive(&self) -> Duration {
+        Duration::from_millis(self.keep_alive_ms.unwrap_or(3_000).max(1))
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Cli::parse_from(["sse-server"]).config
+    }
+}

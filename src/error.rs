@@ -1,0 +1,106 @@
+//! The one error type handlers return, and the layer that gives every error
+//! response (including axum's own 404/405/413 and extractor rejections) the SPEC's
+//! JSON body `{"error": "..."}`.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// An HTTP error with a sentence that says what is wrong and how to fix it, and
+/// optional extra JSON fields (e.g. the allowed transitions of a 409).
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub extra: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            extra: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
+    pub fn with_extra(mut self, extra: Value) -> ApiError {
+        self.extra = Some(extra);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "error": self.message });
+        if let (Some(Value::Object(extra)), Value::Object(map)) = (self.extra, &mut body) {
+            map.extend(extra);
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Rewrites error responses that are not JSON yet (axum's rejections, 404, 405,
+/// 413) into `{"error": "..."}`, keeping their status and their text when it says
+/// something useful.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = match status {
+        StatusCode::NOT_FOUND => {
+            "No such route. See the README for the routes this server has.".to_owned()
+        }
+        StatusCode::METHOD_NOT_ALLOWED => format!(
+            "This route does not accept that method. Allowed: {}.",
+            parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("see the README")
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "The request body is larger than 64 KiB. Send a smaller body.".to_owned()
+        }
+        _ if !text.is_empty() => format!("{text}."),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("Request failed")
+            .to_owned(),
+    };
+    let mut rewritten = ApiError::new(status, message).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name, value.clone());
+        }
+    }
+    let (new_parts, new_body) = rewritten.into_parts();
+    Response::from_parts(new_parts, Body::new(new_body))
+}

@@ -1,0 +1,278 @@
+//! sse-server: Server-Sent Events in four steps.
+//!
+//! `main` parses the command line and calls [`serve`]. This file builds the shared
+//! state ([`AppState`]) and the router; each version's routes live in their own
+//! module and share the SSE layer (`sse`) and the message bus (`bus`):
+//!
+//! * `v1` — a keep-alive stream;
+//! * `v2` — per-user channels fed by POSTs;
+//! * `v3` — the same channels fed from a Kafka topic;
+//! * `v4` — a report status board on DynamoDB and Kafka.
+
+pub mod bus;
+pub mod config;
+mod error;
+mod health;
+mod metrics;
+mod net;
+pub mod sse;
+mod v1;
+mod v2;
+mod v3;
+pub mod v4;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+use tower_http::cors::CorsLayer;
+use tower_http::services::{ServeDir, ServeFile};
+
+use crate::bus::{Bus, KafkaBus, MemoryBus};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::metrics::{Metrics, RequestLabels};
+use crate::net::{ClosableListener, ConnectionHandle};
+use crate::sse::{IdGenerator, StreamSettings, UserHub};
+use crate::v4::dynamodb::{self, DynamoStore};
+use crate::v4::memory::MemoryStore;
+use crate::v4::store::ReportStore;
+
+/// Request bodies above this are refused with 413.
+const BODY_LIMIT: usize = 64 * 1024;
+/// How long open streams get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+/// Everything a request handler can reach.
+pub struct AppState {
+    pub config: Config,
+    metrics: Arc<Metrics>,
+    ids: Arc<IdGenerator>,
+    v2: Arc<UserHub>,
+    v3: Arc<UserHub>,
+    v4: Arc<UserHub>,
+    bus: Bus,
+    store: Arc<dyn ReportStore>,
+    /// Cancelled on shutdown: ends every stream and consumer.
+    shutdown: CancellationToken,
+}
+
+impl AppState {
+    fn stream_settings(&self, keep_alive: Duration) -> StreamSettings {
+        StreamSettings {
+            retry: Duration::from_millis(self.config.retry_ms),
+            keep_alive,
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+/// Connects the configured backing services (or their in-memory stand-ins) and
+/// starts the background readers. Nothing here waits for Kafka: consumers retry
+/// until the broker answers, and `/readyz` says when they do.
+pub async fn build_state(
+    config: Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Arc<AppState>> {
+    let metrics = Arc::new(Metrics::new());
+    let ids = Arc::new(IdGenerator::default());
+    let hub = |version| {
+        UserHub::new(
+            version,
+            ids.clone(),
+            config.history,
+            config.queue as usize,
+            metrics.clone(),
+        )
+    };
+    let (v2, v3, v4) = (hub("v2"), hub("v3"), hub("v4"));
+    let bus = match &config.kafka_brokers {
+        Some(brokers) => Bus::Kafka(Arc::new(KafkaBus::new(brokers)?)),
+        None => Bus::Memory(MemoryBus::default()),
+    };
+    let store: Arc<dyn ReportStore> = match &config.dynamodb_endpoint {
+        Some(endpoint) => {
+            let client = dynamodb::client(endpoint).await;
+            match dynamodb::create_table(&client, &config.table, false).await {
+                Ok(true) => tracing::info!(table = config.table, "created the DynamoDB table"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(
+                    "cannot check or create table {} (is DynamoDB up?): {e}",
+                    config.table
+                ),
+            }
+            Arc::new(DynamoStore::new(
+                client,
+                config.table.clone(),
+                metrics.clone(),
+            ))
+        }
+        None => Arc::new(MemoryStore::default()),
+    };
+    tracing::info!(
+        "message bus: {}; report store: {}",
+        config.kafka_brokers.as_deref().map_or(
+            "in-process (embedded, single instance)".to_owned(),
+            |b| format!("Kafka at {b}")
+        ),
+        config.dynamodb_endpoint.as_deref().map_or(
+            "in memory (embedded, lost on restart)".to_owned(),
+            |e| format!("DynamoDB at {e}")
+        ),
+    );
+    let app = Arc::new(AppState {
+        config,
+        metrics,
+        ids,
+        v2,
+        v3,
+        v4,
+        bus,
+        store,
+        shutdown,
+    });
+    v3::start_consumer(&app);
+    v4::start(&app);
+    start_idle_eviction(&app);
+    Ok(app)
+}
+
+/// Forgets the history of users who have been gone for a while.
+fn start_idle_eviction(app: &Arc<AppState>) {
+    let app = app.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = app.shutdown.cancelled() => return,
+            }
+            for hub in [&app.v2, &app.v3, &app.v4] {
+                hub.evict_idle();
+            }
+        }
+    });
+}
+
+/// The whole HTTP application.
+pub fn router(app: Arc<AppState>) -> Router {
+    let mut router = Router::new()
+        .merge(v1::routes())
+        .merge(v2::routes())
+        .merge(v3::routes())
+        .merge(v4::routes::routes())
+        .merge(health::routes())
+        .fallback(dashboard)
+        .layer(middleware::from_fn(error::json_errors))
+        .layer(middleware::from_fn_with_state(app.clone(), count_requests))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    if !app.config.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = app
+            .config
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(origins)
+                .allow_methods([Method::GET, Method::POST, Method::PUT])
+                .allow_headers([
+                    header::CONTENT_TYPE,
+                    "last-event-id".parse().expect("valid header name"),
+                ]),
+        );
+    }
+    router.with_state(app)
+}
+
+/// The built dashboard at `/`. Browsers asking for an unknown page get
+/// `index.html` (the app routes on the client); other clients get a JSON 404.
+async fn dashboard(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    let path = request.uri().path();
+    let wants_html = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    let is_asset = path
+        .rsplit('/')
+        .next()
+        .is_some_and(|name| name.contains('.'));
+    if request.method() != Method::GET || !(path == "/" || wants_html || is_asset) {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "No such route. See the README for the routes this server has",
+        )
+        .into_response();
+    }
+    let dir = &app.config.static_dir;
+    let index = dir.join("index.html");
+    if !index.exists() {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "The dashboard is not built ({} is missing). Run scripts/run.sh, or `npm ci && npm run build` in frontend/",
+                index.display()
+            ),
+        )
+        .into_response();
+    }
+    match ServeDir::new(dir)
+        .fallback(ServeFile::new(index))
+        .oneshot(request)
+        .await
+    {
+        Ok(response) => response.map(Body::new),
+        Err(never) => match never {},
+    }
+}
+
+async fn count_requests(
+    State(app): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let response = next.run(request).await;
+    app.metrics
+        .http_requests
+        .get_or_create(&RequestLabels {
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+/// Serves until `shutdown` is cancelled, then gives open streams a moment to end.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let app = build_state(config, shutdown.clone()).await?;
+    tracing::info!("listening on http://{}", listener.local_addr()?);
+    let service = router(app).into_make_service_with_connect_info::<ConnectionHandle>();
+    let server = axum::serve(ClosableListener(listener), service)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let server = tokio::spawn(async move { server.await });
+    shutdown.cancelled().await;
+    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(result) => result??,
+        Err(_) => tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway"),
+    }
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! The `sse-server` binary: parse the command line, set up logging, and run the
+//! chosen command. Everything else lives in the library so tests can run it.
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use sse_server::config::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = std::env::var("SSE_LOG").unwrap_or_else(|_| "info".to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            raise_open_files_limit();
+            let listener = TcpListener::bind(config.bind).await?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            sse_server::serve(listener, config, shutdown).await
+        }
+        Command::InitTable { recreate } => {
+            let endpoint = config
+                .dynamodb_endpoint
+                .unwrap_or_else(|| "http://localhost:8111".to_owned());
+            let client = sse_server::v4::dynamodb::client(&endpoint).await;
+            let created =
+                sse_server::v4::dynamodb::create_table(&client, &config.table, recreate).await?;
+            println!(
+                "table {} {} at {endpoint}",
+                config.table,
+                if created { "created" } else { "already exists" }
+            );
+            Ok(())
+        }
+        Command::Produce { topic, key } => {
+            let brokers = config
+                .kafka_brokers
+                .unwrap_or_else(|| "127.0.0.1:9092".to_owned());
+            let failed = sse_server::bus::produce_lines(&brokers, &topic, key.as_deref()).await?;
+            anyhow::ensure!(failed == 0, "{failed} record(s) were not delivered");
+            Ok(())
+        }
+    }
+}
+
+/// Each stream holds a socket: lift the soft open-files limit to the hard one.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open files limit"),
+        Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+    }
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM: stop accepting and end every stream.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            shutdown.cancel();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

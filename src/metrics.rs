@@ -1,0 +1,106 @@
+//! Prometheus metrics, kept per application instance (no global registry), so that
+//! several servers started in one test process each count only their own traffic.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabel {
+    pub version: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabel {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    registry: Registry,
+    pub open_streams: Family<VersionLabel, Gauge>,
+    pub events_delivered: Family<VersionLabel, Counter>,
+    pub overflow_closed: Family<VersionLabel, Counter>,
+    pub kafka_consumed: Family<TopicLabel, Counter>,
+    pub kafka_malformed: Family<TopicLabel, Counter>,
+    pub dynamodb_errors: Counter,
+    pub http_requests: Family<RequestLabels, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut m = Metrics::default();
+        let r = &mut m.registry;
+        r.register(
+            "sse_open_streams",
+            "Open event streams",
+            m.open_streams.clone(),
+        );
+        r.register(
+            "sse_events_delivered",
+            "Events handed to a connection's queue",
+            m.events_delivered.clone(),
+        );
+        r.register(
+            "sse_connections_closed_overflow",
+            "Connections closed because their queue overflowed (too slow)",
+            m.overflow_closed.clone(),
+        );
+        r.register(
+            "kafka_records_consumed",
+            "Kafka records read",
+            m.kafka_consumed.clone(),
+        );
+        r.register(
+            "kafka_records_malformed",
+            "Kafka records skipped as malformed",
+            m.kafka_malformed.clone(),
+        );
+        r.register(
+            "dynamodb_errors",
+            "DynamoDB calls that failed",
+            m.dynamodb_errors.clone(),
+        );
+        r.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            m.http_requests.clone(),
+        );
+        m
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Counts one open stream of `version` until the returned guard is dropped.
+    pub fn stream_opened(&self, version: &'static str) -> OpenStreamGuard {
+        let gauge = self
+            .open_streams
+            .get_or_create(&VersionLabel { version })
+            .clone();
+        gauge.inc();
+        OpenStreamGuard(gauge)
+    }
+}
+
+/// Decrements the open-streams gauge when the stream ends, however it ends.
+pub struct OpenStreamGuard(Gauge);
+
+impl Drop for OpenStreamGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

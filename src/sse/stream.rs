@@ -1,0 +1,118 @@
+//! Turns a source of framed events into an HTTP `text/event-stream` response.
+//!
+//! Every stream starts with a `retry:` hint, then its prelude (snapshot, replayed
+//! events), then live events interleaved with keep-alive comments, and ends cleanly
+//! when the source ends or the server shuts down.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use super::EventId;
+
+const KEEP_ALIVE: Bytes = Bytes::from_static(b": keep-alive-text\n\n");
+
+/// Per-stream settings shared by every version.
+#[derive(Clone, Debug)]
+pub struct StreamSettings {
+    pub retry: Duration,
+    pub keep_alive: Duration,
+    pub shutdown: CancellationToken,
+}
+
+/// The `Last-Event-ID` header, or the `lastEventId` query parameter for clients
+/// that cannot set headers. A value that is not an id we issued is ignored.
+#[derive(Debug, Clone, Copy)]
+pub struct LastEventId(pub Option<EventId>);
+
+impl<S: Send + Sync> FromRequestParts<S> for LastEventId {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let from_header = parts
+            .headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let from_query = || {
+            parts.uri.query().and_then(|q| {
+                q.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(k, _)| *k == "lastEventId")
+                    .and_then(|(_, v)| v.parse().ok())
+            })
+        };
+        Ok(LastEventId(from_header.or_else(from_query)))
+    }
+}
+
+/// An event-stream response: `prelude` first, then `live` until it ends or the
+/// server shuts down, with a keep-alive comment every `keep_alive`.
+pub fn sse_response<S>(settings: &StreamSettings, prelude: Vec<Bytes>, live: S) -> Response
+where
+    S: Stream<Item = Bytes> + Send + Unpin + 'static,
+{
+    let mut first = Vec::with_capacity(prelude.len() + 1);
+    first.push(Bytes::from(format!(
+        "retry: {}\n\n",
+        settings.retry.as_millis()
+    )));
+    first.extend(prelude);
+    let mut keep_alive = interval_at(Instant::now() + settings.keep_alive, settings.keep_alive);
+    keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let stream = EventStream {
+        prelude: first.into_iter(),
+        live,
+        keep_alive,
+        shutdown: Box::pin(settings.shutdown.clone().cancelled_owned()),
+    };
+    let mut response = Body::from_stream(stream.map(Ok::<_, Infallible>)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+struct EventStream<S> {
+    prelude: std::vec::IntoIter<Bytes>,
+    live: S,
+    keep_alive: Interval,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl<S: Stream<Item = Bytes> + Unpin> Stream for EventStream<S> {
+    type Item = Bytes;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if self.shutdown.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        if let Some(bytes) = self.prelude.next() {
+            return Poll::Ready(Some(bytes));
+        }
+        match self.live.poll_next_unpin(cx) {
+            Poll::Ready(Some(bytes)) => return Poll::Ready(Some(bytes)),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {}
+        }
+        match self.keep_alive.poll_tick(cx) {
+            Poll::Ready(_) => Poll::Ready(Some(KEEP_ALIVE)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}

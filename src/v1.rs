@@ -1,0 +1,38 @@
+//! /v1: the simplest stream. `data: hi!` at once and then on an interval, with
+//! keep-alive comments in between. No per-user state: each connection is its own.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use axum::routing::get;
+use futures_util::StreamExt;
+use tokio_stream::wrappers::IntervalStream;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::sse::{Event, sse_response};
+use crate::v2::UserQuery;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/v1/sse", get(stream))
+}
+
+async fn stream(
+    State(app): State<Arc<AppState>>,
+    Query(query): Query<UserQuery>,
+) -> Result<Response, ApiError> {
+    let username = query.username()?;
+    tracing::debug!(username, "v1 stream opened");
+    let open = app.metrics.stream_opened("v1");
+    let ids = app.ids.clone();
+    let every = app.config.v1_interval();
+    let hi = IntervalStream::new(tokio::time::interval(every)).map(move |_| {
+        // Keeps the stream counted as open for as long as it runs.
+        let _ = &open;
+        Event::new(ids.next(), None, "hi!").bytes
+    });
+    let settings = app.stream_settings(app.config.v1_keep_alive());
+    Ok(sse_response(&settings, Vec::new(), Box::pin(hi)))
+}

@@ -1,0 +1,112 @@
+//! /v2: per-user channels. A POST reaches every open stream of its user (all tabs
+//! and devices) through the shared [`UserHub`]; streams resume by `Last-Event-ID`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::net::ConnectionHandle;
+use crate::sse::{LastEventId, UserHub, sse_response};
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v2/sse", get(stream))
+        .route("/v2/message", post(message))
+        .route("/v2/broadcast", post(broadcast))
+}
+
+/// `?username=NAME`, required and non-empty on every /v1../v3 route that has it.
+#[derive(Debug, Deserialize)]
+pub struct UserQuery {
+    username: Option<String>,
+}
+
+impl UserQuery {
+    pub fn username(&self) -> Result<&str, ApiError> {
+        match self.username.as_deref().map(str::trim) {
+            Some(name) if !name.is_empty() => Ok(name),
+            _ => Err(ApiError::bad_request(
+                "The query parameter `username` is missing or empty. Add ?username=NAME",
+            )),
+        }
+    }
+}
+
+/// A message body: non-empty UTF-8 text (size is capped at 64 KiB by the router).
+pub fn message_text(body: &Bytes) -> Result<&str, ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("The message body is not valid UTF-8 text"))?;
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "The message body is empty. Send the message text as the request body",
+        ));
+    }
+    Ok(text)
+}
+
+/// `202 Accepted` with the event id and how many open streams it reached.
+pub fn accepted_at(id: String, delivered: usize) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "delivered": delivered })),
+    )
+        .into_response()
+}
+
+/// Opens a stream of `hub` for the user of the query: missed events first, then
+/// live ones. Shared by /v2 and /v3, which differ only in where messages come from.
+pub fn user_stream(
+    app: &AppState,
+    hub: &Arc<UserHub>,
+    username: &str,
+    last: LastEventId,
+    connection: ConnectionHandle,
+) -> Response {
+    let mut subscription = hub.subscribe(username, last.0, Some(connection));
+    let replay = std::mem::take(&mut subscription.replay)
+        .into_iter()
+        .map(|e| e.bytes)
+        .collect();
+    sse_response(
+        &app.stream_settings(app.config.keep_alive()),
+        replay,
+        subscription,
+    )
+}
+
+async fn stream(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(connection): ConnectInfo<ConnectionHandle>,
+    last: LastEventId,
+    Query(query): Query<UserQuery>,
+) -> Result<Response, ApiError> {
+    let username = query.username()?;
+    Ok(user_stream(&app, &app.v2, username, last, connection))
+}
+
+async fn message(
+    State(app): State<Arc<AppState>>,
+    Query(query): Query<UserQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let username = query.username()?;
+    let text = message_text(&body)?;
+    let (id, delivered) = app.v2.send(username, None, text);
+    Ok(accepted_at(id.to_string(), delivered))
+}
+
+async fn broadcast(State(app): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
+    let text = message_text(&body)?;
+    let (id, delivered) = app.v2.broadcast(None, text);
+    Ok(accepted_at(id.to_string(), delivered))
+}

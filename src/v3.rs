@@ -1,0 +1,165 @@
+//! /v3: the /v2 channels fed from a Kafka topic of `username:message` records.
+//!
+//! POSTs do not deliver locally: they publish to the topic and reply once the
+//! broker acknowledged, and every instance (each reading the whole topic) delivers
+//! to its own streams. A record `*:message` is a broadcast, so the username `*` is
+//! reserved. Malformed records are logged, counted and skipped; they never stop
+//! ingest.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use crate::AppState;
+use crate::bus::{Group, Record};
+use crate::error::ApiError;
+use crate::metrics::TopicLabel;
+use crate::net::ConnectionHandle;
+use crate::sse::LastEventId;
+use crate::v2::{UserQuery, accepted_at, message_text, user_stream};
+
+/// The username that addresses every open /v3 stream.
+const EVERYONE: &str = "*";
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v3/sse", get(stream))
+        .route("/v3/message", post(message))
+        .route("/v3/broadcast", post(broadcast))
+}
+
+/// Starts this instance's reader of the v3 topic.
+pub fn start_consumer(app: &Arc<AppState>) {
+    let topic = app.config.v3_topic.clone();
+    let reader = app.clone();
+    app.bus.consume(
+        &topic,
+        Group::EachInstance,
+        app.metrics.clone(),
+        app.shutdown.clone(),
+        move |record| {
+            deliver(&reader, record);
+            std::future::ready(Ok::<(), std::convert::Infallible>(()))
+        },
+    );
+}
+
+/// Why a record is skipped.
+#[derive(Debug, PartialEq)]
+enum Malformed {
+    NotUtf8,
+    NoColon,
+    EmptyUsername,
+    EmptyMessage,
+}
+
+/// Splits `username:message` at the first colon (the message may contain more).
+fn parse(payload: &[u8]) -> Result<(&str, &str), Malformed> {
+    let text = std::str::from_utf8(payload).map_err(|_| Malformed::NotUtf8)?;
+    let (username, message) = text.split_once(':').ok_or(Malformed::NoColon)?;
+    let username = username.trim();
+    if username.is_empty() {
+        return Err(Malformed::EmptyUsername);
+    }
+    if message.trim().is_empty() {
+        return Err(Malformed::EmptyMessage);
+    }
+    Ok((username, message))
+}
+
+fn deliver(app: &AppState, record: Record) {
+    match parse(&record.payload) {
+        Ok((EVERYONE, message)) => {
+            app.v3.broadcast(None, message);
+        }
+        Ok((username, message)) => {
+            app.v3.send(username, None, message);
+        }
+        Err(why) => {
+            tracing::warn!(
+                topic = app.config.v3_topic,
+                partition = record.partition,
+                offset = record.offset,
+                "skipping malformed record ({why:?}); expected `username:message`"
+            );
+            app.metrics
+                .kafka_malformed
+                .get_or_create(&TopicLabel {
+                    topic: app.config.v3_topic.clone(),
+                })
+                .inc();
+        }
+    }
+}
+
+async fn stream(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(connection): ConnectInfo<ConnectionHandle>,
+    last: LastEventId,
+    Query(query): Query<UserQuery>,
+) -> Result<Response, ApiError> {
+    let username = query.username()?;
+    Ok(user_stream(&app, &app.v3, username, last, connection))
+}
+
+async fn message(
+    State(app): State<Arc<AppState>>,
+    Query(query): Query<UserQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let username = query.username()?;
+    if username == EVERYONE || username.contains(':') {
+        return Err(ApiError::bad_request(
+            "The username `*` and usernames containing `:` cannot be used on /v3. Choose another username",
+        ));
+    }
+    let text = message_text(&body)?;
+    publish(&app, username, text).await
+}
+
+async fn broadcast(State(app): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
+    let text = message_text(&body)?;
+    publish(&app, EVERYONE, text).await
+}
+
+/// Publishes `username:text` keyed by username (one user's messages stay in order
+/// on one partition) and replies once the broker acknowledged it.
+async fn publish(app: &AppState, username: &str, text: &str) -> Result<Response, ApiError> {
+    let payload = format!("{username}:{text}");
+    let topic = &app.config.v3_topic;
+    let (partition, offset) = app
+        .bus
+        .publish(topic, Some(username), payload.as_bytes())
+        .await
+        .map_err(|e| {
+            ApiError::unavailable(format!(
+                "Kafka did not accept the message ({e}). Check that the broker is running and retry"
+            ))
+        })?;
+    let local = app
+        .v3
+        .connection_count((username != EVERYONE).then_some(username));
+    Ok(accepted_at(format!("{topic}/{partition}/{offset}"), local))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_at_the_first_colon_only() {
+        assert_eq!(parse(b"demo:a:b:c"), Ok(("demo", "a:b:c")));
+    }
+
+    #[test]
+    fn rejects_malformed_records() {
+        assert_eq!(parse(b"no colon"), Err(Malformed::NoColon));
+        assert_eq!(parse(b":message"), Err(Malformed::EmptyUsername));
+        assert_eq!(parse(b"demo:"), Err(Malformed::EmptyMessage));
+        assert_eq!(parse(b"demo:\xff\xfe"), Err(Malformed::NotUtf8));
+    }
+}

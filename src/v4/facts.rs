@@ -1,0 +1,182 @@
+//! Facts: what happened to reports, published on the event topic and pushed by
+//! every instance to the owner's open /v4 streams.
+//!
+//! A fact carries the id of the command (or report) it comes from. The writer may
+//! publish a fact twice (it re-publishes after a crash between the write and the
+//! commit), so each instance drops fact ids it has already pushed.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::report::{Report, Status};
+use crate::AppState;
+use crate::bus::{Group, Record};
+
+/// Fact ids remembered per instance to drop duplicates.
+const REMEMBERED_FACTS: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fact {
+    pub fact_id: Uuid,
+    pub user_id: Uuid,
+    #[serde(flatten)]
+    pub event: FactEvent,
+}
+
+/// The SSE event a fact becomes: `event` is the SSE event name, `data` its JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", content = "data", rename_all = "snake_case")]
+pub enum FactEvent {
+    ReportStatusUpdate {
+        id: Uuid,
+        status: Status,
+    },
+    NewReport(Report),
+    ReportStatusRejected {
+        id: Uuid,
+        status: Status,
+        reason: String,
+    },
+}
+
+impl FactEvent {
+    pub fn name(&self) -> &'static str {
+        match self {
+            FactEvent::ReportStatusUpdate { .. } => "report_status_update",
+            FactEvent::NewReport(_) => "new_report",
+            FactEvent::ReportStatusRejected { .. } => "report_status_rejected",
+        }
+    }
+
+    /// The event's `data:` JSON (the enum's content, without its tag).
+    pub fn data(&self) -> String {
+        match self {
+            FactEvent::ReportStatusUpdate { id, status } => {
+                serde_json::json!({ "id": id, "status": status }).to_string()
+            }
+            FactEvent::NewReport(report) => serde_json::to_string(report).unwrap_or_default(),
+            FactEvent::ReportStatusRejected { id, status, reason } => {
+                serde_json::json!({ "id": id, "status": status, "reason": reason }).to_string()
+            }
+        }
+    }
+}
+
+/// Publishes a fact on the event topic, keyed by its user (their facts stay in order).
+pub async fn publish(app: &AppState, fact: &Fact) -> Result<(), crate::bus::BusError> {
+    let payload = serde_json::to_vec(fact).unwrap_or_default();
+    app.bus
+        .publish(
+            &app.config.v4_event_topic,
+            Some(&fact.user_id.to_string()),
+            &payload,
+        )
+        .await
+        .map(|_| ())
+}
+
+/// Starts this instance's reader of the event topic.
+pub fn start_consumer(app: &Arc<AppState>) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let reader = app.clone();
+    app.bus.consume(
+        &app.config.v4_event_topic,
+        Group::EachInstance,
+        app.metrics.clone(),
+        app.shutdown.clone(),
+        move |record| {
+            push(&reader, &seen, &record);
+            std::future::ready(Ok::<(), std::convert::Infallible>(()))
+        },
+    );
+}
+
+fn push(app: &AppState, seen: &Mutex<Seen>, record: &Record) {
+    let fact: Fact = match serde_json::from_slice(&record.payload) {
+        Ok(fact) => fact,
+        Err(e) => {
+            tracing::warn!(
+                partition = record.partition,
+                offset = record.offset,
+                "skipping malformed fact: {e}"
+            );
+            return;
+        }
+    };
+    let first_time = seen
+        .lock()
+        .map(|mut s| s.insert(fact.fact_id))
+        .unwrap_or(true);
+    if first_time {
+        app.v4.send(
+            &fact.user_id.to_string(),
+            Some(fact.event.name()),
+            &fact.event.data(),
+        );
+    }
+}
+
+/// A bounded set of recently seen ids.
+#[derive(Default)]
+struct Seen {
+    ids: HashSet<Uuid>,
+    order: VecDeque<Uuid>,
+}
+
+impl Seen {
+    fn insert(&mut self, id: Uuid) -> bool {
+        if !self.ids.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > REMEMBERED_FACTS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.ids.remove(&old);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fact_round_trips_and_names_its_event() {
+        let fact = Fact {
+            fact_id: Uuid::new_v4(),
+            user_id: Uuid::new_v4(),
+            event: FactEvent::ReportStatusUpdate {
+                id: Uuid::nil(),
+                status: Status::Queued,
+            },
+        };
+        let json = serde_json::to_string(&fact).unwrap();
+        assert_eq!(serde_json::from_str::<Fact>(&json).unwrap(), fact);
+        assert_eq!(fact.event.name(), "report_status_update");
+        assert_eq!(
+            fact.event.data(),
+            r#"{"id":"00000000-0000-0000-0000-000000000000","status":"queued"}"#
+        );
+    }
+
+    #[test]
+    fn seen_drops_duplicates_and_forgets_the_oldest() {
+        let mut seen = Seen::default();
+        let first = Uuid::new_v4();
+        assert!(seen.insert(first));
+        assert!(!seen.insert(first));
+        for _ in 0..REMEMBERED_FACTS {
+            seen.insert(Uuid::new_v4());
+        }
+        assert!(
+            seen.insert(first),
+            "forgotten after {REMEMBERED_FACTS} newer ids"
+        );
+    }
+}

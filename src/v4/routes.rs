@@ -1,0 +1,212 @@
+//! The /v4 HTTP API: create and list reports, request status changes, and stream
+//! the user's board (a `snapshot`, then live facts).
+//!
+//! A PUT is validated against the stored report before anything is written, so an
+//! invalid change is refused up front with the reason; a valid one becomes a
+//! command on the command topic and is answered `202` once the broker has it.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::facts::{self, Fact, FactEvent};
+use super::report::{Report, Status};
+use super::store::{StatusChange, StoreError};
+use crate::AppState;
+use crate::error::ApiError;
+use crate::net::ConnectionHandle;
+use crate::sse::{Event, LastEventId, sse_response};
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v4/new/report", post(create))
+        .route("/v4/reports", get(list))
+        .route("/v4/report", put(change))
+        .route("/v4/sse", get(stream))
+}
+
+#[derive(Debug, Deserialize)]
+struct UserIdQuery {
+    user_id: Option<String>,
+}
+
+impl UserIdQuery {
+    fn user_id(&self) -> Result<Uuid, ApiError> {
+        let raw = self.user_id.as_deref().unwrap_or("").trim();
+        if raw.is_empty() {
+            return Err(ApiError::bad_request(
+                "The query parameter `user_id` is missing. Add ?user_id=<UUID>",
+            ));
+        }
+        raw.parse().map_err(|_| {
+            ApiError::bad_request(format!(
+                "`user_id` must be a UUID such as 6f1c2a9e-6a4b-4c2f-9d3e-2b1a0c9d8e7f, not `{raw}`"
+            ))
+        })
+    }
+}
+
+fn store_down(e: StoreError) -> ApiError {
+    ApiError::unavailable(format!("{e}. Check that DynamoDB is running and retry"))
+}
+
+async fn create(
+    State(app): State<Arc<AppState>>,
+    Query(query): Query<UserIdQuery>,
+) -> Result<Response, ApiError> {
+    let user_id = query.user_id()?;
+    let report = Report::new(user_id);
+    app.store.create(&report).await.map_err(store_down)?;
+    // Announced after the reply: the report is stored, other tabs learn of it live.
+    let announcer = app.clone();
+    let fact = Fact {
+        fact_id: report.report_id,
+        user_id,
+        event: FactEvent::NewReport(report.clone()),
+    };
+    tokio::spawn(async move {
+        if let Err(e) = facts::publish(&announcer, &fact).await {
+            tracing::warn!("new report stored but not announced: {e}");
+        }
+    });
+    Ok((StatusCode::CREATED, Json(report)).into_response())
+}
+
+async fn list(
+    State(app): State<Arc<AppState>>,
+    Query(query): Query<UserIdQuery>,
+) -> Result<Response, ApiError> {
+    let user_id = query.user_id()?;
+    let reports = app.store.list(user_id).await.map_err(store_down)?;
+    Ok(Json(reports).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ChangeBody {
+    id: String,
+    status: String,
+}
+
+async fn change(
+    State(app): State<Arc<AppState>>,
+    Query(query): Query<UserIdQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let user_id = query.user_id()?;
+    let body: ChangeBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "The body must be JSON like {{\"id\": \"<report UUID>\", \"status\": \"queued\"}} ({e})"
+        ))
+    })?;
+    let report_id: Uuid = body.id.trim().parse().map_err(|_| {
+        ApiError::bad_request(format!("`id` must be a report UUID, not `{}`", body.id))
+    })?;
+    let to: Status = body.status.trim().parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "Unknown status `{}`. Use one of: pending, queued, processing, canceled, failed, completed",
+            body.status
+        ))
+    })?;
+    let report = app
+        .store
+        .get(report_id)
+        .await
+        .map_err(store_down)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("No report {report_id}. Create one with POST /v4/new/report"),
+            )
+        })?;
+    if report.user_id != user_id {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("Report {report_id} belongs to another user. Use that user's user_id"),
+        ));
+    }
+    let from = report.report_status;
+    if !from.can_move_to(to) {
+        let allowed: Vec<&str> = from.next().iter().map(|s| s.as_str()).collect();
+        let hint = if allowed.is_empty() {
+            "none: it is final".to_owned()
+        } else {
+            allowed.join(", ")
+        };
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("A {from} report cannot become {to}. From {from} it can become: {hint}"),
+        )
+        .with_extra(json!({ "current": from, "allowed": allowed })));
+    }
+    let command = StatusChange {
+        command_id: Uuid::new_v4(),
+        user_id,
+        report_id,
+        from,
+        to,
+        requested_at: Utc::now(),
+    };
+    let payload = serde_json::to_vec(&command).unwrap_or_default();
+    app.bus
+        .publish(
+            &app.config.v4_command_topic,
+            Some(&report_id.to_string()),
+            &payload,
+        )
+        .await
+        .map_err(|e| {
+            ApiError::unavailable(format!(
+                "Kafka did not accept the change ({e}). Check that the broker is running and retry"
+            ))
+        })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "id": report_id,
+            "from": from,
+            "status": to,
+            "commandId": command.command_id,
+        })),
+    )
+        .into_response())
+}
+
+async fn stream(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(connection): ConnectInfo<ConnectionHandle>,
+    last: LastEventId,
+    Query(query): Query<UserIdQuery>,
+) -> Result<Response, ApiError> {
+    let user_id = query.user_id()?;
+    // Subscribe before reading the snapshot: a change that lands in between is in
+    // both, and applying a status twice is harmless; missing it would not be.
+    let mut subscription = app
+        .v4
+        .subscribe(&user_id.to_string(), last.0, Some(connection));
+    let reports = app.store.list(user_id).await.map_err(store_down)?;
+    let snapshot = Event::new(
+        app.ids.next(),
+        Some("snapshot"),
+        &serde_json::to_string(&reports).unwrap_or_default(),
+    );
+    let mut prelude = vec![snapshot.bytes];
+    prelude.extend(
+        std::mem::take(&mut subscription.replay)
+            .into_iter()
+            .map(|e| e.bytes),
+    );
+    Ok(sse_response(
+        &app.stream_settings(app.config.keep_alive()),
+        prelude,
+        subscription,
+    ))
+}
