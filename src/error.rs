@@ -3,7 +3,6 @@
 //! JSON body `{"error": "..."}`.
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -56,6 +55,7 @@ impl IntoResponse for ApiError {
 /// 413) into `{"error": "..."}`, keeping their status and their text when it says
 /// something useful.
 pub async fn json_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
     let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -79,17 +79,12 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
             "No such route. See the README for the routes this server has.".to_owned()
         }
         StatusCode::METHOD_NOT_ALLOWED => format!(
-            "This route does not accept that method. Allowed: {}.",
-            parts
-                .headers
-                .get(header::ALLOW)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("see the README")
+            "This route does not accept {method}. The Allow header lists the methods it does"
         ),
         StatusCode::PAYLOAD_TOO_LARGE => {
             "The request body is larger than 64 KiB. Send a smaller body.".to_owned()
         }
-        _ if !text.is_empty() => format!("{text}."),
+        _ if !text.is_empty() => text,
         _ => status
             .canonical_reason()
             .unwrap_or("Request failed")
@@ -101,6 +96,5 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
             rewritten.headers_mut().insert(name, value.clone());
         }
     }
-    let (new_parts, new_body) = rewritten.into_parts();
-    Response::from_parts(new_parts, Body::new(new_body))
+    rewritten
 }

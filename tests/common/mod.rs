@@ -1,0 +1,194 @@
+//! Helpers shared by the integration tests: start the real application on an
+//! ephemeral port, read its streams with a real SSE client, wait for things with
+//! generous timeouts (never sleep-and-hope).
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use eventsource_stream::{Event, Eventsource};
+use futures_util::{Stream, StreamExt};
+use sse_server::config::Config;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// How long a test waits for something that should happen "at once".
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The embedded default (no Kafka, no DynamoDB), whatever the environment says.
+pub fn embedded() -> Config {
+    Config {
+        kafka_brokers: None,
+        dynamodb_endpoint: None,
+        ..Config::default()
+    }
+}
+
+/// Kafka brokers and DynamoDB endpoint of the local services, for the tests that
+/// need them (run by `scripts/test.sh` after `scripts/services.sh up`).
+pub fn with_services() -> Config {
+    let kafka = std::env::var("SSE_TEST_KAFKA").expect(
+        "SSE_TEST_KAFKA is not set: run scripts/test.sh, or scripts/services.sh up and set SSE_TEST_KAFKA=127.0.0.1:9092",
+    );
+    let dynamodb = std::env::var("SSE_TEST_DYNAMODB").expect(
+        "SSE_TEST_DYNAMODB is not set: run scripts/test.sh, or scripts/services.sh up and set SSE_TEST_DYNAMODB=http://127.0.0.1:8111",
+    );
+    Config {
+        kafka_brokers: Some(kafka),
+        dynamodb_endpoint: Some(dynamodb),
+        ..Config::default()
+    }
+}
+
+/// A unique name, so tests sharing services never see each other's data.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+pub struct TestServer {
+    pub base: String,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(sse_server::serve(listener, config, shutdown.clone()));
+        let server = TestServer {
+            base,
+            shutdown,
+            task,
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    /// Waits until `/readyz` answers 200 (consumers assigned, services reachable).
+    pub async fn wait_ready(&self) {
+        let url = self.url("/readyz");
+        eventually("the server to be ready", || async {
+            matches!(reqwest::get(&url).await, Ok(r) if r.status() == 200)
+        })
+        .await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(self.url(path))
+            .body(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(PATIENCE, self.task).await;
+    }
+}
+
+/// Polls `check` until it is true, failing the test after [`PATIENCE`].
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<Event, String>> + Send>>;
+
+/// A real SSE client on one stream.
+pub struct SseClient {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    events: EventStream,
+}
+
+impl SseClient {
+    pub async fn connect(url: &str) -> SseClient {
+        SseClient::connect_with(url, None).await
+    }
+
+    pub async fn connect_with(url: &str, last_event_id: Option<&str>) -> SseClient {
+        let mut request = reqwest::Client::new().get(url);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.expect("connect");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let events = response
+            .bytes_stream()
+            .eventsource()
+            .map(|e| e.map_err(|e| e.to_string()))
+            .boxed();
+        SseClient {
+            status,
+            headers,
+            events,
+        }
+    }
+
+    /// The next event that carries data (comments and `retry:` are skipped).
+    pub async fn next(&mut self) -> Event {
+        loop {
+            let event = tokio::time::timeout(PATIENCE, self.events.next())
+                .await
+                .expect("timed out waiting for an event")
+                .expect("the stream ended")
+                .expect("a well-formed event");
+            if !event.data.is_empty() || !event.event.is_empty() {
+                return event;
+            }
+        }
+    }
+
+    /// Asserts that no event arrives within `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        let got = tokio::time::timeout(wait, self.events.next()).await;
+        if let Ok(Some(Ok(event))) = got {
+            assert!(
+                event.data.is_empty() && event.event.is_empty(),
+                "unexpected event {event:?}"
+            );
+        }
+    }
+
+    /// Waits until the server ends the stream.
+    pub async fn expect_end(&mut self) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.next()).await {
+                Err(_) => panic!("the stream did not end"),
+                Ok(None) | Ok(Some(Err(_))) => return,
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+}
