@@ -1,0 +1,300 @@
+//! /v4 through the HTTP API, the same suite over the embedded default and over
+//! DynamoDB Local + the Kafka broker (`--include-ignored`, run by scripts/test.sh).
+
+mod common;
+
+use common::{PATIENCE, SseClient, TestServer, embedded, with_services};
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+use sse_server::config::Config;
+use uuid::Uuid;
+
+const STATUSES: [&str; 6] = [
+    "pending",
+    "queued",
+    "processing",
+    "canceled",
+    "failed",
+    "completed",
+];
+
+const VALID: [(&str, &str); 8] = [
+    ("pending", "queued"),
+    ("pending", "canceled"),
+    ("queued", "processing"),
+    ("queued", "canceled"),
+    ("processing", "completed"),
+    ("processing", "failed"),
+    ("failed", "pending"),
+    ("canceled", "pending"),
+];
+
+/// Valid moves from `pending` to each status.
+fn path_to(status: &str) -> &'static [&'static str] {
+    match status {
+        "pending" => &[],
+        "queued" => &["queued"],
+        "processing" => &["queued", "processing"],
+        "canceled" => &["canceled"],
+        "failed" => &["queued", "processing", "failed"],
+        "completed" => &["queued", "processing", "completed"],
+        other => panic!("no path to {other}"),
+    }
+}
+
+struct Api<'a> {
+    server: &'a TestServer,
+    http: reqwest::Client,
+}
+
+impl<'a> Api<'a> {
+    fn new(server: &'a TestServer) -> Api<'a> {
+        Api {
+            server,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn create(&self, user: Uuid) -> Value {
+        let reply = self
+            .http
+            .post(self.server.url(&format!("/v4/new/report?user_id={user}")))
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(reply.status(), 201);
+        reply.json().await.expect("report JSON")
+    }
+
+    async fn put(&self, user: Uuid, report: &str, status: &str) -> (u16, Value) {
+        let reply = self
+            .http
+            .put(self.server.url(&format!("/v4/report?user_id={user}")))
+            .json(&json!({ "id": report, "status": status }))
+            .send()
+            .await
+            .expect("put");
+        let code = reply.status().as_u16();
+        (code, reply.json().await.expect("JSON answer"))
+    }
+
+    async fn list(&self, user: Uuid) -> Vec<Value> {
+        let reply = self
+            .http
+            .get(self.server.url(&format!("/v4/reports?user_id={user}")))
+            .send()
+            .await
+            .expect("list");
+        assert_eq!(reply.status(), 200);
+        reply.json().await.expect("list JSON")
+    }
+
+    async fn status_of(&self, user: Uuid, report: &str) -> String {
+        self.list(user)
+            .await
+            .into_iter()
+            .find(|r| r["reportId"] == report)
+            .map(|r| r["reportStatus"].as_str().unwrap_or_default().to_owned())
+            .expect("the report is listed")
+    }
+
+    /// PUTs a valid change and waits until it is stored.
+    async fn move_to(&self, user: Uuid, report: &str, status: &str) {
+        let (code, body) = self.put(user, report, status).await;
+        assert_eq!(code, 202, "{body}");
+        common::eventually(&format!("{report} to become {status}"), || async {
+            self.status_of(user, report).await == status
+        })
+        .await;
+    }
+}
+
+/// Every (from, to) pair: 8 accepted and stored, 28 refused with 409 and not stored.
+async fn all_36_transitions(server: &TestServer) {
+    let api = Api::new(server);
+    let user = Uuid::new_v4();
+    let pairs = STATUSES
+        .iter()
+        .flat_map(|from| STATUSES.iter().map(move |to| (*from, *to)));
+    let checks = pairs.map(|(from, to)| {
+        let api = &api;
+        async move {
+            let report = api.create(user).await;
+            let id = report["reportId"].as_str().expect("id").to_owned();
+            for step in path_to(from) {
+                api.move_to(user, &id, step).await;
+            }
+            let (code, body) = api.put(user, &id, to).await;
+            if VALID.contains(&(from, to)) {
+                assert_eq!(code, 202, "{from} -> {to}: {body}");
+                common::eventually(&format!("{from} -> {to} stored"), || async {
+                    api.status_of(user, &id).await == to
+                })
+                .await;
+                1
+            } else {
+                assert_eq!(code, 409, "{from} -> {to}: {body}");
+                assert_eq!(body["current"], from, "{body}");
+                let error = body["error"].as_str().expect("error sentence");
+                assert!(error.contains(from), "{error}");
+                assert_eq!(api.status_of(user, &id).await, from, "{from} -> {to} not stored");
+                0
+            }
+        }
+    });
+    let accepted: i32 = join_all(checks).await.into_iter().sum();
+    assert_eq!(accepted, 8);
+    assert_eq!(api.list(user).await.len(), 36);
+}
+
+async fn errors(server: &TestServer) {
+    let api = Api::new(server);
+    let user = Uuid::new_v4();
+    let report = api.create(user).await;
+    let id = report["reportId"].as_str().expect("id");
+    let http = reqwest::Client::new();
+    let put = |query: String, body: String| {
+        http.put(server.url(&format!("/v4/report{query}")))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let ok_query = format!("?user_id={user}");
+    let cases = [
+        (put(ok_query.clone(), "not json".into()).await, 400),
+        (put(ok_query.clone(), r#"{"id": "x", "status": "queued"}"#.into()).await, 400),
+        (put(ok_query.clone(), format!(r#"{{"id": "{id}", "status": "done"}}"#)).await, 400),
+        (put(ok_query.clone(), format!(r#"{{"id": "{id}"}}"#)).await, 400),
+        (put("?user_id=nope".into(), format!(r#"{{"id": "{id}", "status": "queued"}}"#)).await, 400),
+        (put(String::new(), format!(r#"{{"id": "{id}", "status": "queued"}}"#)).await, 400),
+        (
+            put(ok_query.clone(), format!(r#"{{"id": "{}", "status": "queued"}}"#, Uuid::new_v4())).await,
+            404,
+        ),
+        (
+            put(format!("?user_id={}", Uuid::new_v4()), format!(r#"{{"id": "{id}", "status": "queued"}}"#)).await,
+            403,
+        ),
+        (put(ok_query.clone(), format!(r#"{{"id": "{id}", "status": "completed"}}"#)).await, 409),
+        (http.post(server.url("/v4/new/report?user_id=bad")).send().await, 400),
+        (http.post(server.url("/v4/new/report")).send().await, 400),
+        (http.get(server.url("/v4/reports?user_id=bad")).send().await, 400),
+        (http.get(server.url("/v4/sse?user_id=bad")).send().await, 400),
+        (http.get(server.url("/v4/report")).send().await, 405),
+    ];
+    for (response, expected) in cases {
+        let response = response.expect("response");
+        assert_eq!(response.status().as_u16(), expected, "{}", response.url());
+        let body: Value = response.json().await.expect("JSON error");
+        assert!(body["error"].as_str().is_some_and(|e| e.len() > 10), "{body}");
+    }
+    let (code, body) = api.put(user, id, "completed").await;
+    assert_eq!(code, 409);
+    assert_eq!(body["allowed"], json!(["queued", "canceled"]));
+    assert_eq!(api.status_of(user, id).await, "pending", "nothing written");
+}
+
+/// The stream: `snapshot` first, then live events of every kind.
+async fn live_events(server: &TestServer) {
+    let api = Api::new(server);
+    let user = Uuid::new_v4();
+    let existing = api.create(user).await;
+    let url = server.url(&format!("/v4/sse?user_id={user}"));
+    let mut tab1 = SseClient::connect(&url).await;
+    let mut tab2 = SseClient::connect(&url).await;
+    for tab in [&mut tab1, &mut tab2] {
+        let snapshot = tab.next().await;
+        assert_eq!(snapshot.event, "snapshot");
+        let reports: Vec<Value> = serde_json::from_str(&snapshot.data).expect("JSON");
+        assert_eq!(reports, vec![existing.clone()]);
+    }
+    let created = api.create(user).await;
+    let id = created["reportId"].as_str().expect("id");
+    for tab in [&mut tab1, &mut tab2] {
+        let event = tab.next().await;
+        assert_eq!(event.event, "new_report");
+        assert_eq!(serde_json::from_str::<Value>(&event.data).expect("JSON"), created);
+    }
+    let (code, _) = api.put(user, id, "queued").await;
+    assert_eq!(code, 202);
+    let mut last_id = String::new();
+    for tab in [&mut tab1, &mut tab2] {
+        let event = tab.next().await;
+        assert_eq!(event.event, "report_status_update");
+        assert_eq!(
+            serde_json::from_str::<Value>(&event.data).expect("JSON"),
+            json!({ "id": id, "status": "queued" })
+        );
+        assert!(!event.id.is_empty());
+        last_id = event.id;
+    }
+    // Resume: a reconnect gets a fresh snapshot, then what it missed.
+    drop(tab1);
+    api.move_to(user, id, "processing").await;
+    let mut back = SseClient::connect_with(&url, Some(&last_id)).await;
+    assert_eq!(back.next().await.event, "snapshot");
+    let missed = back.next().await;
+    assert_eq!(missed.event, "report_status_update");
+    assert!(missed.data.contains("processing"));
+}
+
+/// Two conflicting changes sent at once: exactly one is stored, the other is
+/// refused (409 up front, or `report_status_rejected` from the writer).
+async fn concurrent_conflict(server: &TestServer) {
+    let api = Api::new(server);
+    let user = Uuid::new_v4();
+    let report = api.create(user).await;
+    let id = report["reportId"].as_str().expect("id");
+    api.move_to(user, id, "queued").await;
+    let mut stream = SseClient::connect(&server.url(&format!("/v4/sse?user_id={user}"))).await;
+    assert_eq!(stream.next().await.event, "snapshot");
+
+    let (a, b) = tokio::join!(
+        api.put(user, id, "processing"),
+        api.put(user, id, "canceled")
+    );
+    let accepted = [a.0, b.0].iter().filter(|c| **c == 202).count();
+    assert!(accepted >= 1, "{a:?} {b:?}");
+    assert!([a.0, b.0].iter().all(|c| *c == 202 || *c == 409), "{a:?} {b:?}");
+    let mut updates = Vec::new();
+    let mut rejections = 0;
+    while updates.len() + rejections < accepted {
+        let event = stream.next().await;
+        match event.event.as_str() {
+            "report_status_update" => updates.push(event.data),
+            "report_status_rejected" => {
+                assert!(event.data.contains("reason"), "{}", event.data);
+                rejections += 1
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(updates.len(), 1, "exactly one change applied");
+    let stored = api.status_of(user, id).await;
+    assert!(updates[0].contains(&stored), "{stored} vs {updates:?}");
+    assert!(stored == "processing" || stored == "canceled");
+}
+
+async fn suite(config: Config) {
+    let server = TestServer::start(config).await;
+    tokio::time::timeout(PATIENCE * 6, async {
+        errors(&server).await;
+        live_events(&server).await;
+        concurrent_conflict(&server).await;
+        all_36_transitions(&server).await;
+    })
+    .await
+    .expect("the v4 suite finished in time");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v4_over_the_embedded_default() {
+    suite(embedded()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs scripts/services.sh up (run by scripts/test.sh)"]
+async fn v4_over_dynamodb_and_kafka() {
+    suite(with_services()).await;
+}
