@@ -32,26 +32,6 @@ async fn v3_posts_reach_streams_over_the_embedded_bus() {
     server.stop().await;
 }
 
-/// Sends each line as one record through the outside Python client.
-pub fn produce_with_python(brokers: &str, key: &str, lines: &[&[u8]]) {
-    let tool = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kafka_tool.py");
-    let mut child = Command::new("python3")
-        .args([tool, "produce", brokers, "v3_messages", "--key", key])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("python3 tests/kafka_tool.py");
-    let mut stdin = child.stdin.take().expect("stdin");
-    for line in lines {
-        stdin.write_all(line).expect("write");
-        stdin.write_all(b"\n").expect("write");
-    }
-    drop(stdin);
-    assert!(
-        child.wait().expect("wait").success(),
-        "python produce failed"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs scripts/services.sh up (run by scripts/test.sh)"]
 async fn kafka_records_reach_streams_on_two_instances() {

@@ -29,6 +29,8 @@ use crate::metrics::{Metrics, TopicLabel};
 
 /// How long a publish may wait for the broker's acknowledgement.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause after a consumer error, so a persistent error cannot spin.
+const ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// Partitions for topics this server creates when they are missing.
 const PARTITIONS: i32 = 3;
 
@@ -138,7 +140,6 @@ impl KafkaBus {
                 })
                 .clone();
             let commit = matches!(group, Group::Shared(_));
-            let mut backoff = Backoff::default();
             loop {
                 let message = tokio::select! {
                     m = consumer.recv() => m,
@@ -146,7 +147,6 @@ impl KafkaBus {
                 };
                 match message {
                     Ok(message) => {
-                        backoff.reset();
                         consumed.inc();
                         let record = Record {
                             key: message.key().map(<[u8]>::to_vec),
@@ -163,11 +163,15 @@ impl KafkaBus {
                             tracing::warn!(topic, "commit failed (record may be re-read): {e}");
                         }
                     }
+                    // librdkafka reconnects by itself; its errors are reports,
+                    // queued while the broker was away. Waiting long on each
+                    // would only delay reading once the broker is back.
                     Err(e) => {
-                        tracing::warn!(topic, "Kafka consumer error, retrying: {e}");
-                        if !backoff.wait(&shutdown).await {
-                            return;
-                        }
+                        tracing::warn!(
+                            topic,
+                            "Kafka consumer error (librdkafka keeps retrying): {e}"
+                        );
+                        tokio::time::sleep(ERROR_PAUSE).await;
                     }
                 }
             }

@@ -143,8 +143,4 @@ impl Backoff {
             _ = shutdown.cancelled() => false,
         }
     }
-
-    fn reset(&mut self) {
-        *self = Backoff::default();
-    }
 }

@@ -5,7 +5,9 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::future::Future;
+use std::io::Write;
 use std::pin::Pin;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use eventsource_stream::{Event, Eventsource};
@@ -191,4 +193,24 @@ impl SseClient {
             }
         }
     }
+}
+
+/// Sends each line as one record through the outside Python client.
+pub fn produce_with_python(brokers: &str, key: &str, lines: &[&[u8]]) {
+    let tool = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kafka_tool.py");
+    let mut child = Command::new("python3")
+        .args([tool, "produce", brokers, "v3_messages", "--key", key])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("python3 tests/kafka_tool.py");
+    let mut stdin = child.stdin.take().expect("stdin");
+    for line in lines {
+        stdin.write_all(line).expect("write");
+        stdin.write_all(b"\n").expect("write");
+    }
+    drop(stdin);
+    assert!(
+        child.wait().expect("wait").success(),
+        "python produce failed"
+    );
 }
