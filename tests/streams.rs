@@ -216,3 +216,56 @@ async fn health_and_metrics() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn cors_allows_only_the_configured_origins() {
+    let mut config = embedded();
+    config.cors_origins = vec!["http://ui.example".to_owned()];
+    let server = TestServer::start(config).await;
+    let client = reqwest::Client::new();
+    let ask = |origin: &'static str| {
+        client
+            .request(
+                reqwest::Method::OPTIONS,
+                server.url("/v2/message?username=c"),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let allowed = ask("http://ui.example").await.expect("preflight");
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "http://ui.example"
+    );
+    let other = ask("http://elsewhere.example").await.expect("preflight");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_dashboard_is_served_at_the_root_with_a_browser_fallback() {
+    let dir = std::env::temp_dir().join(unique("dist"));
+    std::fs::create_dir_all(dir.join("assets")).expect("dist dir");
+    std::fs::write(dir.join("index.html"), "<html>board</html>").expect("index");
+    std::fs::write(dir.join("assets/app.js"), "console.log(1)").expect("asset");
+    let mut config = embedded();
+    config.static_dir = dir.clone();
+    let server = TestServer::start(config).await;
+    let client = reqwest::Client::new();
+    let get = |path: &str, accept: &'static str| {
+        client.get(server.url(path)).header("accept", accept).send()
+    };
+    let root = get("/", "*/*").await.expect("root");
+    assert_eq!(root.status(), 200);
+    assert_eq!(root.text().await.expect("body"), "<html>board</html>");
+    let asset = get("/assets/app.js", "*/*").await.expect("asset");
+    assert_eq!(asset.text().await.expect("body"), "console.log(1)");
+    let page = get("/some/page", "text/html").await.expect("page");
+    assert_eq!(page.text().await.expect("body"), "<html>board</html>");
+    let api = get("/some/page", "application/json").await.expect("api");
+    assert_eq!(api.status(), 404);
+    assert!(api.text().await.expect("body").contains("\"error\""));
+    server.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
