@@ -7,7 +7,9 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{SseClient, TestServer, embedded, eventually, unique, with_services};
+use common::{
+    SseClient, TestServer, embedded, eventually, produce_with_python, unique, with_services,
+};
 
 #[tokio::test]
 async fn v3_posts_reach_streams_over_the_embedded_bus() {
