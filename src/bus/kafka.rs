@@ -16,12 +16,10 @@ use dashmap::DashMap;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::{Backoff, BusError, Group, Record, handle_until_done};
@@ -49,7 +47,9 @@ fn client_config(brokers: &str) -> ClientConfig {
         .set("bootstrap.servers", brokers)
         .set("client.id", "sse-server")
         .set("reconnect.backoff.max.ms", "2000")
-        .set("socket.connection.setup.timeout.ms", "5000");
+        .set("socket.connection.setup.timeout.ms", "5000")
+        // Events are latency-sensitive: do not let an idle fetch wait 500 ms.
+        .set("fetch.wait.max.ms", "20");
     config
 }
 
@@ -124,8 +124,13 @@ impl KafkaBus {
         F: Future<Output = Result<(), E>> + Send,
         E: std::fmt::Display + Send,
     {
+        // Readiness waits for the fan-out readers only: a record published before
+        // they read would be missed, while commands wait safely in their topic
+        // until the group has handed out its partitions.
         let ready = Arc::new(AtomicBool::new(false));
-        self.consumers.insert(topic.to_owned(), ready.clone());
+        if matches!(group, Group::EachInstance) {
+            self.consumers.insert(topic.to_owned(), ready.clone());
+        }
         let bus = self.clone();
         let topic = topic.to_owned();
         tokio::spawn(async move {
@@ -185,7 +190,7 @@ impl KafkaBus {
         group: &Group,
         ready: Arc<AtomicBool>,
         shutdown: &CancellationToken,
-    ) -> Option<Arc<StreamConsumer<ReadinessContext>>> {
+    ) -> Option<Arc<StreamConsumer>> {
         let mut backoff = Backoff::default();
         loop {
             match self.try_start_consumer(topic, group, ready.clone()).await {
@@ -208,27 +213,31 @@ impl KafkaBus {
         topic: &str,
         group: &Group,
         ready: Arc<AtomicBool>,
-    ) -> anyhow::Result<Arc<StreamConsumer<ReadinessContext>>> {
+    ) -> anyhow::Result<Arc<StreamConsumer>> {
         self.create_topic(topic).await?;
         let group_id = match group {
             Group::EachInstance => format!("sse-server-{}", self.instance),
             Group::Shared(name) => name.clone(),
         };
-        let consumer: StreamConsumer<ReadinessContext> = client_config(&self.brokers)
+        let consumer: StreamConsumer = client_config(&self.brokers)
             .set("group.id", &group_id)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .create_with_context(ReadinessContext(ready.clone()))?;
+            // An instance that died is noticed within seconds and its
+            // partitions go to the others.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .create()?;
         let consumer = Arc::new(consumer);
         match group {
             Group::EachInstance => {
                 let c = consumer.clone();
                 let topic = topic.to_owned();
                 tokio::task::spawn_blocking(move || assign_at_end(&c, &topic)).await??;
-                ready.store(true, Ordering::Relaxed);
             }
             Group::Shared(_) => consumer.subscribe(&[topic])?,
         }
+        ready.store(true, Ordering::Relaxed);
         Ok(consumer)
     }
 
@@ -249,7 +258,7 @@ impl KafkaBus {
 }
 
 /// Assigns every partition of `topic` at its current end offset.
-fn assign_at_end(consumer: &StreamConsumer<ReadinessContext>, topic: &str) -> anyhow::Result<()> {
+fn assign_at_end(consumer: &StreamConsumer, topic: &str) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(5);
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let partitions = metadata
@@ -269,19 +278,6 @@ fn assign_at_end(consumer: &StreamConsumer<ReadinessContext>, topic: &str) -> an
     }
     consumer.assign(&assignment)?;
     Ok(())
-}
-
-/// Marks a group consumer ready once the group gave it its partitions.
-struct ReadinessContext(Arc<AtomicBool>);
-
-impl ClientContext for ReadinessContext {}
-
-impl ConsumerContext for ReadinessContext {
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(_) = rebalance {
-            self.0.store(true, Ordering::Relaxed);
-        }
-    }
 }
 
 /// `sse-server produce`: each line of stdin becomes one record. Returns how many

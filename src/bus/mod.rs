@@ -65,6 +65,29 @@ impl Bus {
         }
     }
 
+    /// Publishes, retrying with backoff until the bus accepts it or shutdown. For
+    /// announcements whose cause is already durable (the report is stored).
+    pub async fn publish_until_done(
+        &self,
+        topic: &str,
+        key: Option<&str>,
+        payload: &[u8],
+        shutdown: &CancellationToken,
+    ) -> Result<(), BusError> {
+        let mut backoff = Backoff::default();
+        loop {
+            match self.publish(topic, key, payload).await {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(topic, "publish failed, will retry: {e}");
+                    if !backoff.wait(shutdown).await {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs `handler` for every record of `topic` until `shutdown`.
     pub fn consume<H, F, E>(
         &self,

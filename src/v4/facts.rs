@@ -79,6 +79,19 @@ pub async fn publish(app: &AppState, fact: &Fact) -> Result<(), crate::bus::BusE
         .map(|_| ())
 }
 
+/// Publishes a fact whose cause is already stored, retrying until the bus takes it.
+pub async fn announce(app: &AppState, fact: &Fact) -> Result<(), crate::bus::BusError> {
+    let payload = serde_json::to_vec(fact).unwrap_or_default();
+    app.bus
+        .publish_until_done(
+            &app.config.v4_event_topic,
+            Some(&fact.user_id.to_string()),
+            &payload,
+            &app.shutdown,
+        )
+        .await
+}
+
 /// Starts this instance's reader of the event topic.
 pub fn start_consumer(app: &Arc<AppState>) {
     let seen = Arc::new(Mutex::new(Seen::default()));

@@ -74,8 +74,8 @@ async fn create(
         event: FactEvent::NewReport(report.clone()),
     };
     tokio::spawn(async move {
-        if let Err(e) = facts::publish(&announcer, &fact).await {
-            tracing::warn!("new report stored but not announced: {e}");
+        if let Err(e) = facts::announce(&announcer, &fact).await {
+            tracing::warn!("new report stored but not announced before shutdown: {e}");
         }
     });
     Ok((StatusCode::CREATED, Json(report)).into_response())
