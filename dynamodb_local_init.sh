@@ -7,7 +7,8 @@
 # (`sse-server init-table`), so this script needs no aws CLI. It deletes the table
 # when it exists, then creates it (--recreate): all data in it is lost.
 #
-# Usage: ./dynamodb_local_init.sh [extra init-table flags, e.g. --table NAME]
+# Usage: ./dynamodb_local_init.sh [sse-server flags, e.g. --table NAME --dynamodb-endpoint URL]
+#        (they go before the subcommand: sse-server [FLAGS] init-table --recreate)
 # Env:   SSE_DYNAMODB_ENDPOINT (default http://localhost:8111), SSE_TABLE (default report_status)
 set -euo pipefail
 
@@ -28,4 +29,4 @@ else
     bin=target/release/sse-server
 fi
 
-exec "$bin" init-table --recreate "$@"
+exec "$bin" "$@" init-table --recreate

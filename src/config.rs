@@ -74,6 +74,10 @@ pub struct Config {
     #[arg(long, env = "SSE_V4_EVENT_TOPIC", default_value = "v4_events")]
     pub v4_event_topic: String,
 
+    /// Consumer group shared by the /v4 writers of every instance.
+    #[arg(long, env = "SSE_V4_WRITERS_GROUP", default_value = "sse-server-v4-writers")]
+    pub v4_writers_group: String,
+
     /// Keep-alive comment interval for /v2../v4 (v1 uses 3 s unless this is set).
     #[arg(long, env = "SSE_KEEP_ALIVE_MS")]
     pub keep_alive_ms: Option<u64>,

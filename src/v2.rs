@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -20,7 +20,7 @@ use crate::sse::{LastEventId, UserHub, sse_response};
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/v2/sse", get(stream))
+        .route("/v2/sse", stream_route(|app| &app.v2))
         .route("/v2/message", post(message))
         .route("/v2/broadcast", post(broadcast))
 }
@@ -63,35 +63,25 @@ pub fn accepted_at(id: String, delivered: usize) -> Response {
         .into_response()
 }
 
-/// Opens a stream of `hub` for the user of the query: missed events first, then
-/// live ones. Shared by /v2 and /v3, which differ only in where messages come from.
-pub fn user_stream(
-    app: &AppState,
-    hub: &Arc<UserHub>,
-    username: &str,
-    last: LastEventId,
-    connection: ConnectionHandle,
-) -> Response {
-    let mut subscription = hub.subscribe(username, last.0, Some(connection));
-    let replay = std::mem::take(&mut subscription.replay)
-        .into_iter()
-        .map(|e| e.bytes)
-        .collect();
-    sse_response(
-        &app.stream_settings(app.config.keep_alive()),
-        replay,
-        subscription,
+/// `GET /vN/sse?username=NAME` over the hub `hub_of` picks: missed events first,
+/// then live ones. Shared by /v2 and /v3, which differ only in where messages come
+/// from.
+pub fn stream_route(hub_of: fn(&AppState) -> &Arc<UserHub>) -> MethodRouter<Arc<AppState>> {
+    get(
+        move |State(app): State<Arc<AppState>>,
+              ConnectInfo(connection): ConnectInfo<ConnectionHandle>,
+              last: LastEventId,
+              Query(query): Query<UserQuery>| async move {
+            let username = query.username()?;
+            let mut subscription = hub_of(&app).subscribe(username, last.0, Some(connection));
+            let replay = std::mem::take(&mut subscription.replay)
+                .into_iter()
+                .map(|e| e.bytes)
+                .collect();
+            let settings = app.stream_settings(app.config.keep_alive());
+            Ok::<_, ApiError>(sse_response(&settings, replay, subscription))
+        },
     )
-}
-
-async fn stream(
-    State(app): State<Arc<AppState>>,
-    ConnectInfo(connection): ConnectInfo<ConnectionHandle>,
-    last: LastEventId,
-    Query(query): Query<UserQuery>,
-) -> Result<Response, ApiError> {
-    let username = query.username()?;
-    Ok(user_stream(&app, &app.v2, username, last, connection))
 }
 
 async fn message(

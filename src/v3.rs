@@ -10,24 +10,22 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::post;
 
 use crate::AppState;
 use crate::bus::{Group, Record};
 use crate::error::ApiError;
 use crate::metrics::TopicLabel;
-use crate::net::ConnectionHandle;
-use crate::sse::LastEventId;
-use crate::v2::{UserQuery, accepted_at, message_text, user_stream};
+use crate::v2::{UserQuery, accepted_at, message_text, stream_route};
 
 /// The username that addresses every open /v3 stream.
 const EVERYONE: &str = "*";
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/v3/sse", get(stream))
+        .route("/v3/sse", stream_route(|app| &app.v3))
         .route("/v3/message", post(message))
         .route("/v3/broadcast", post(broadcast))
 }
@@ -94,16 +92,6 @@ fn deliver(app: &AppState, record: Record) {
                 .inc();
         }
     }
-}
-
-async fn stream(
-    State(app): State<Arc<AppState>>,
-    ConnectInfo(connection): ConnectInfo<ConnectionHandle>,
-    last: LastEventId,
-    Query(query): Query<UserQuery>,
-) -> Result<Response, ApiError> {
-    let username = query.username()?;
-    Ok(user_stream(&app, &app.v3, username, last, connection))
 }
 
 async fn message(

@@ -14,14 +14,11 @@ use super::store::{ChangeOutcome, StatusChange};
 use crate::AppState;
 use crate::bus::{Group, Record};
 
-/// The consumer group shared by every instance's writer.
-pub const WRITERS_GROUP: &str = "sse-server-v4-writers";
-
 pub fn start(app: &Arc<AppState>) {
     let writer = app.clone();
     app.bus.consume(
         &app.config.v4_command_topic,
-        Group::Shared(WRITERS_GROUP.to_owned()),
+        Group::Shared(app.config.v4_writers_group.clone()),
         app.metrics.clone(),
         app.shutdown.clone(),
         move |record| {

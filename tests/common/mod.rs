@@ -40,6 +40,10 @@ pub fn with_services() -> Config {
     Config {
         kafka_brokers: Some(kafka),
         dynamodb_endpoint: Some(dynamodb),
+        // Each test has its own writers group (instances of one test share it), so
+        // a group left behind by an earlier test (or by the local broker's restart)
+        // cannot hold up the next one.
+        v4_writers_group: unique("sse-server-v4-writers-test"),
         ..Config::default()
     }
 }
