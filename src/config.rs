@@ -75,7 +75,11 @@ pub struct Config {
     pub v4_event_topic: String,
 
     /// Consumer group shared by the /v4 writers of every instance.
-    #[arg(long, env = "SSE_V4_WRITERS_GROUP", default_value = "sse-server-v4-writers")]
+    #[arg(
+        long,
+        env = "SSE_V4_WRITERS_GROUP",
+        default_value = "sse-server-v4-writers"
+    )]
     pub v4_writers_group: String,
 
     /// Keep-alive comment interval for /v2../v4 (v1 uses 3 s unless this is set).

@@ -136,16 +136,16 @@ async fn change(
     let from = report.report_status;
     if !from.can_move_to(to) {
         let allowed: Vec<&str> = from.next().iter().map(|s| s.as_str()).collect();
-        let hint = if allowed.is_empty() {
-            "none: it is final".to_owned()
+        let message = if allowed.is_empty() {
+            format!("A {from} report is final and cannot become {to}")
         } else {
-            allowed.join(", ")
+            format!(
+                "A {from} report cannot become {to}. From {from} it can become: {}",
+                allowed.join(", ")
+            )
         };
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("A {from} report cannot become {to}. From {from} it can become: {hint}"),
-        )
-        .with_extra(json!({ "current": from, "allowed": allowed })));
+        return Err(ApiError::new(StatusCode::CONFLICT, message)
+            .with_extra(json!({ "current": from, "allowed": allowed })));
     }
     let command = StatusChange {
         command_id: Uuid::new_v4(),
