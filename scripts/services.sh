@@ -18,8 +18,9 @@
 # .local/run/, data in .local/kafka/ and .local/dynamodb/. `rm -rf .local` after `down`
 # resets everything.
 #
-# The DynamoDB table is NOT created here: sse-server creates `report_status` at start-up
-# when it is missing, and ./dynamodb_local_init.sh (re)creates it by hand.
+# `up` also creates the DynamoDB table `report_status` when it is missing (the same
+# definition as `sse-server init-table`, which the server also runs at start-up);
+# ./dynamodb_local_init.sh deletes and recreates it.
 #
 # Environment knobs (all optional):
 #   SSE_SERVICES_WAIT_SECS   how long `up` waits for a service to answer (default 60)
@@ -56,6 +57,14 @@ DDB_HOST=127.0.0.1
 DDB_PORT=8111
 DDB_ENDPOINT=http://$DDB_HOST:$DDB_PORT
 DDB_TABLE=report_status
+# SPEC: partition key report_id (S), GSI UserIdIndex on user_id (S), projection ALL.
+DDB_TABLE_DEFINITION='{"TableName":"report_status","BillingMode":"PAY_PER_REQUEST",
+ "AttributeDefinitions":[{"AttributeName":"report_id","AttributeType":"S"},
+                         {"AttributeName":"user_id","AttributeType":"S"}],
+ "KeySchema":[{"AttributeName":"report_id","KeyType":"HASH"}],
+ "GlobalSecondaryIndexes":[{"IndexName":"UserIdIndex",
+   "KeySchema":[{"AttributeName":"user_id","KeyType":"HASH"}],
+   "Projection":{"ProjectionType":"ALL"}}]}'
 DDB_NPM_PKG=${DDB_NPM_PKG:-amplify-dynamodb-simulator@2.9.30}
 CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/sse-server
 DDB_HOME=$CACHE_DIR/dynamodb-local
@@ -363,8 +372,10 @@ dynamodb_up() {
     fi
     if ddb_call ListTables '{}' | grep -q "\"$DDB_TABLE\""; then
         say "dynamodb: table $DDB_TABLE exists"
+    elif ddb_call CreateTable "$DDB_TABLE_DEFINITION" | grep -q '"TableDescription"'; then
+        say "dynamodb: created table $DDB_TABLE (GSI UserIdIndex)"
     else
-        say "dynamodb: table $DDB_TABLE does not exist yet; sse-server creates it at start-up (or run ./dynamodb_local_init.sh)"
+        say "dynamodb: could not create table $DDB_TABLE; sse-server creates it at start-up (or run ./dynamodb_local_init.sh)"
     fi
 }
 
