@@ -45,7 +45,10 @@ enum Scenario {
 }
 
 #[derive(Parser, Clone, Debug)]
-#[command(version, about = "Load tool for sse-server: idle, fanout, unicast, stalled, kafka")]
+#[command(
+    version,
+    about = "Load tool for sse-server: idle, fanout, unicast, stalled, kafka"
+)]
 struct Args {
     /// What to run (not needed with --smoke).
     #[arg(value_enum, required_unless_present = "smoke")]
@@ -178,9 +181,20 @@ impl Aggregate {
 #[derive(Serialize, Deserialize, Debug)]
 #[serde(tag = "type", rename_all = "lowercase")]
 enum WorkerMsg {
-    Ready { connected: u64, failed: u64 },
-    Tick { open: u64, received: u64, hist: Vec<(u64, u64)> },
-    Done { agg: Aggregate, hist: Vec<(u64, u64)>, errors: Vec<(String, u64)> },
+    Ready {
+        connected: u64,
+        failed: u64,
+    },
+    Tick {
+        open: u64,
+        received: u64,
+        hist: Vec<(u64, u64)>,
+    },
+    Done {
+        agg: Aggregate,
+        hist: Vec<(u64, u64)>,
+        errors: Vec<(String, u64)>,
+    },
 }
 
 /// Latency recorded in child processes (merged by the ticker).
@@ -228,7 +242,10 @@ struct Setup {
 
 fn setup(args: &Args) -> Result<Setup> {
     let scenario = args.scenario.context("no scenario")?;
-    let rest = args.url.strip_prefix("http://").context("--url must start with http://")?;
+    let rest = args
+        .url
+        .strip_prefix("http://")
+        .context("--url must start with http://")?;
     let host = rest.split('/').next().unwrap_or(rest).to_string();
     let server = host
         .to_socket_addrs()
@@ -249,7 +266,11 @@ fn setup(args: &Args) -> Result<Setup> {
         Scenario::Stalled => args.stalled_percent.unwrap_or(1.0),
         _ => args.stalled_percent.unwrap_or(0.0),
     };
-    let path = if scenario == Scenario::Kafka { "/v3/sse" } else { "/v2/sse" };
+    let path = if scenario == Scenario::Kafka {
+        "/v3/sse"
+    } else {
+        "/v2/sse"
+    };
     let sub = Arc::new(SubConfig {
         server,
         host_header: host.clone(),
@@ -262,7 +283,14 @@ fn setup(args: &Args) -> Result<Setup> {
         stalled_rcvbuf: args.stalled_rcvbuf,
         connect_timeout: Duration::from_secs(30),
     });
-    Ok(Setup { scenario, server, host, users, prefix, sub })
+    Ok(Setup {
+        scenario,
+        server,
+        host,
+        users,
+        prefix,
+        sub,
+    })
 }
 
 /// The connections this process holds.
@@ -272,11 +300,22 @@ struct LocalSubs {
 }
 
 impl LocalSubs {
-    fn start(sub: &Arc<SubConfig>, indices: impl Iterator<Item = usize>, concurrency: usize) -> Self {
+    fn start(
+        sub: &Arc<SubConfig>,
+        indices: impl Iterator<Item = usize>,
+        concurrency: usize,
+    ) -> Self {
         let (stop_tx, stop_rx) = watch::channel(None);
         let permits = Arc::new(Semaphore::new(concurrency.max(1)));
         let tasks = indices
-            .map(|i| tokio::spawn(sse::run_connection(i, sub.clone(), permits.clone(), stop_rx.clone())))
+            .map(|i| {
+                tokio::spawn(sse::run_connection(
+                    i,
+                    sub.clone(),
+                    permits.clone(),
+                    stop_rx.clone(),
+                ))
+            })
             .collect();
         LocalSubs { stop_tx, tasks }
     }
@@ -331,7 +370,11 @@ async fn run_worker(args: Args) -> Result<i32> {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let received = load_relaxed(&COUNTERS.received);
                 let hist = stats::hist_to_pairs(&stats::drain_interval());
-                let msg = WorkerMsg::Tick { open: load_relaxed(&COUNTERS.open), received: received - last, hist };
+                let msg = WorkerMsg::Tick {
+                    open: load_relaxed(&COUNTERS.open),
+                    received: received - last,
+                    hist,
+                };
                 last = received;
                 say(&out, &msg).await;
             }
@@ -340,7 +383,10 @@ async fn run_worker(args: Args) -> Result<i32> {
     subs.wait_ready().await;
     say(
         &out,
-        &WorkerMsg::Ready { connected: load_relaxed(&COUNTERS.connected), failed: load_relaxed(&COUNTERS.failed) },
+        &WorkerMsg::Ready {
+            connected: load_relaxed(&COUNTERS.connected),
+            failed: load_relaxed(&COUNTERS.failed),
+        },
     )
     .await;
     // Wait for "stop PUBLISHED GRACE_SECS SKIPPED_CSV".
@@ -364,13 +410,27 @@ async fn run_worker(args: Args) -> Result<i32> {
                 };
             }
             Some(_) => continue,
-            None => break StopInfo { published: 0, skipped: vec![], deadline: Instant::now() },
+            None => {
+                break StopInfo {
+                    published: 0,
+                    skipped: vec![],
+                    deadline: Instant::now(),
+                };
+            }
         }
     };
     let agg = subs.finish(info).await;
     ticker.abort();
     let hist = stats::hist_to_pairs(&stats::drain_interval());
-    say(&out, &WorkerMsg::Done { agg, hist, errors: stats::errors() }).await;
+    say(
+        &out,
+        &WorkerMsg::Done {
+            agg,
+            hist,
+            errors: stats::errors(),
+        },
+    )
+    .await;
     Ok(0)
 }
 
@@ -396,7 +456,9 @@ impl Remote {
             match a.as_str() {
                 "--workers" | "--plot" | "--user-prefix" => skip_value = true,
                 "--quiet" => {}
-                _ if a.starts_with("--workers=") || a.starts_with("--plot=") || a.starts_with("--user-prefix=") => {}
+                _ if a.starts_with("--workers=")
+                    || a.starts_with("--plot=")
+                    || a.starts_with("--user-prefix=") => {}
                 _ => argv.push(a),
             }
         }
@@ -409,7 +471,13 @@ impl Remote {
         for i in 0..workers {
             let mut cmd = tokio::process::Command::new(&exe);
             cmd.args(&argv)
-                .args(["--workers", &workers.to_string(), "--worker-index", &i.to_string(), "--quiet"])
+                .args([
+                    "--workers",
+                    &workers.to_string(),
+                    "--worker-index",
+                    &i.to_string(),
+                    "--quiet",
+                ])
                 .args(["--user-prefix", prefix])
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
@@ -425,14 +493,29 @@ impl Remote {
                         Ok(WorkerMsg::Ready { connected, failed }) => {
                             let _ = ready_tx.send((connected, failed));
                         }
-                        Ok(WorkerMsg::Tick { open, received, hist }) => {
+                        Ok(WorkerMsg::Tick {
+                            open,
+                            received,
+                            hist,
+                        }) => {
                             COUNTERS.received.fetch_add(received, Ordering::Relaxed);
-                            REMOTE_OPEN.lock().unwrap().as_mut().unwrap().insert(i, open);
-                            stats::hist_from_pairs(REMOTE_HIST.lock().unwrap().as_mut().unwrap(), &hist);
+                            REMOTE_OPEN
+                                .lock()
+                                .unwrap()
+                                .as_mut()
+                                .unwrap()
+                                .insert(i, open);
+                            stats::hist_from_pairs(
+                                REMOTE_HIST.lock().unwrap().as_mut().unwrap(),
+                                &hist,
+                            );
                         }
                         Ok(WorkerMsg::Done { agg, hist, errors }) => {
                             REMOTE_OPEN.lock().unwrap().as_mut().unwrap().insert(i, 0);
-                            stats::hist_from_pairs(REMOTE_HIST.lock().unwrap().as_mut().unwrap(), &hist);
+                            stats::hist_from_pairs(
+                                REMOTE_HIST.lock().unwrap().as_mut().unwrap(),
+                                &hist,
+                            );
                             let _ = done_tx.send((agg, errors));
                         }
                         Err(e) => eprintln!("worker {i}: unreadable line ({e}): {line}"),
@@ -441,12 +524,22 @@ impl Remote {
             });
             children.push(child);
         }
-        Ok(Remote { stdins, children, ready, done })
+        Ok(Remote {
+            stdins,
+            children,
+            ready,
+            done,
+        })
     }
 }
 
 fn remote_open() -> u64 {
-    REMOTE_OPEN.lock().unwrap().as_ref().map(|m| m.values().sum()).unwrap_or(0)
+    REMOTE_OPEN
+        .lock()
+        .unwrap()
+        .as_ref()
+        .map(|m| m.values().sum())
+        .unwrap_or(0)
 }
 
 /// Shared by the ticker and the summary.
@@ -531,7 +624,8 @@ async fn run_main(args: Args) -> Result<i32> {
                         tick.p50_ms,
                         tick.p99_ms,
                         tick.max_ms,
-                        rss.map(|r| format!(" server_rss={}MiB", r / 1024)).unwrap_or_default()
+                        rss.map(|r| format!(" server_rss={}MiB", r / 1024))
+                            .unwrap_or_default()
                     );
                 }
                 timeline.ticks.lock().unwrap().push(tick);
@@ -547,12 +641,19 @@ async fn run_main(args: Args) -> Result<i32> {
         let subs = LocalSubs::start(&s.sub, 0..args.connections, args.connect_concurrency);
         subs.wait_ready().await;
         local = Some(subs);
-        (load_relaxed(&COUNTERS.connected), load_relaxed(&COUNTERS.failed))
+        (
+            load_relaxed(&COUNTERS.connected),
+            load_relaxed(&COUNTERS.failed),
+        )
     } else {
         let mut r = Remote::start(workers, &s.prefix)?;
         let (mut c, mut f) = (0, 0);
         for _ in 0..workers {
-            let (cc, ff) = r.ready.recv().await.context("a worker died before it was ready")?;
+            let (cc, ff) = r
+                .ready
+                .recv()
+                .await
+                .context("a worker died before it was ready")?;
             c += cc;
             f += ff;
         }
@@ -574,13 +675,20 @@ async fn run_main(args: Args) -> Result<i32> {
         *timeline.phase.lock().unwrap() = "publish";
         let target = match s.scenario {
             Scenario::Fanout => Target::Broadcast,
-            Scenario::Kafka => Target::Kafka { users: s.users, command: args.kafka_produce.clone() },
+            Scenario::Kafka => Target::Kafka {
+                users: s.users,
+                command: args.kafka_produce.clone(),
+            },
             _ => Target::Unicast { users: s.users },
         };
         let plan = Arc::new(PublishPlan {
             server: s.server,
             host: s.host.clone(),
-            path_prefix: if s.scenario == Scenario::Kafka { "/v3".into() } else { "/v2".into() },
+            path_prefix: if s.scenario == Scenario::Kafka {
+                "/v3".into()
+            } else {
+                "/v2".into()
+            },
             user_prefix: s.prefix.clone(),
             target,
             rate: args.rate,
@@ -591,7 +699,11 @@ async fn run_main(args: Args) -> Result<i32> {
     }
     // 3. Stop: every connection waits for what it should get (up to --grace), then closes.
     *timeline.phase.lock().unwrap() = "drain";
-    let grace = if s.scenario == Scenario::Idle { 0.0 } else { args.grace };
+    let grace = if s.scenario == Scenario::Idle {
+        0.0
+    } else {
+        args.grace
+    };
     let mut agg = Aggregate::default();
     let mut worker_errors = Vec::new();
     if let Some(subs) = local.take() {
@@ -607,7 +719,12 @@ async fn run_main(args: Args) -> Result<i32> {
         let skipped = if publish_result.skipped.is_empty() {
             "-".to_string()
         } else {
-            publish_result.skipped.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",")
+            publish_result
+                .skipped
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
         };
         let line = format!("stop {} {} {}\n", publish_result.published, grace, skipped);
         for stdin in r.stdins.iter_mut() {
@@ -615,7 +732,11 @@ async fn run_main(args: Args) -> Result<i32> {
             stdin.flush().await?;
         }
         for _ in 0..workers {
-            let (a, e) = r.done.recv().await.context("a worker died before reporting")?;
+            let (a, e) = r
+                .done
+                .recv()
+                .await
+                .context("a worker died before reporting")?;
             agg.merge(&a);
             worker_errors.extend(e);
         }
@@ -630,7 +751,7 @@ async fn run_main(args: Args) -> Result<i32> {
     tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
     let rss_after = rss(args.server_pid);
     ticker.abort();
-    let _ = timeline.total.lock().unwrap().add(&drain_all());
+    let _ = timeline.total.lock().unwrap().add(drain_all());
     let metrics_after = publish::get_text(s.server, &s.host, "/metrics").await;
 
     let total = timeline.total.lock().unwrap().clone();

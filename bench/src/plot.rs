@@ -49,7 +49,9 @@ pub fn draw(path: &Path, title: &str, ticks: &[Tick], total: &Histogram<u64>) ->
     {
         let ymax = ticks.iter().map(|t| t.deliveries).max().unwrap_or(1).max(1) as f64 * 1.1;
         let mut b = ChartBuilder::on(&tl);
-        b.margin(10).x_label_area_size(if text { 35 } else { 5 }).y_label_area_size(if text { 80 } else { 5 });
+        b.margin(10)
+            .x_label_area_size(if text { 35 } else { 5 })
+            .y_label_area_size(if text { 80 } else { 5 });
         if text {
             b.caption(format!("{title}: deliveries/s"), ("sans-serif", 18));
         }
@@ -61,20 +63,35 @@ pub fn draw(path: &Path, title: &str, ticks: &[Tick], total: &Histogram<u64>) ->
         }
         mesh.draw().map_err(err)?;
         chart
-            .draw_series(LineSeries::new(ticks.iter().map(|t| (t.t, t.deliveries as f64)), &BLUE))
+            .draw_series(LineSeries::new(
+                ticks.iter().map(|t| (t.t, t.deliveries as f64)),
+                &BLUE,
+            ))
             .map_err(err)?;
     }
     // Latency per second.
     {
         let ymax = ticks.iter().map(|t| t.max_ms).fold(1.0, f64::max) * 1.1;
-        let ymin = (ticks.iter().filter(|t| t.deliveries > 0).map(|t| t.p50_ms).fold(f64::MAX, f64::min) * 0.5)
+        let ymin = (ticks
+            .iter()
+            .filter(|t| t.deliveries > 0)
+            .map(|t| t.p50_ms)
+            .fold(f64::MAX, f64::min)
+            * 0.5)
             .clamp(0.01, 1.0);
         let mut b = ChartBuilder::on(&tr);
-        b.margin(10).x_label_area_size(if text { 35 } else { 5 }).y_label_area_size(if text { 60 } else { 5 });
+        b.margin(10)
+            .x_label_area_size(if text { 35 } else { 5 })
+            .y_label_area_size(if text { 60 } else { 5 });
         if text {
-            b.caption("latency per second (ms): p50 green, p99 red, max grey", ("sans-serif", 18));
+            b.caption(
+                "latency per second (ms): p50 green, p99 red, max grey",
+                ("sans-serif", 18),
+            );
         }
-        let mut chart = b.build_cartesian_2d(0.0..tmax, (ymin..ymax).log_scale()).map_err(err)?;
+        let mut chart = b
+            .build_cartesian_2d(0.0..tmax, (ymin..ymax).log_scale())
+            .map_err(err)?;
         let mut mesh = chart.configure_mesh();
         mesh.x_desc("seconds");
         if !text {
@@ -82,11 +99,24 @@ pub fn draw(path: &Path, title: &str, ticks: &[Tick], total: &Histogram<u64>) ->
         }
         mesh.draw().map_err(err)?;
         let with = |f: fn(&Tick) -> f64| {
-            ticks.iter().filter(|t| t.deliveries > 0).map(move |t| (t.t, f(t).max(ymin))).collect::<Vec<_>>()
+            ticks
+                .iter()
+                .filter(|t| t.deliveries > 0)
+                .map(move |t| (t.t, f(t).max(ymin)))
+                .collect::<Vec<_>>()
         };
-        chart.draw_series(LineSeries::new(with(|t| t.max_ms), &RGBColor(150, 150, 150))).map_err(err)?;
-        chart.draw_series(LineSeries::new(with(|t| t.p99_ms), &RED)).map_err(err)?;
-        chart.draw_series(LineSeries::new(with(|t| t.p50_ms), &GREEN)).map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(
+                with(|t| t.max_ms),
+                &RGBColor(150, 150, 150),
+            ))
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(with(|t| t.p99_ms), &RED))
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(with(|t| t.p50_ms), &GREEN))
+            .map_err(err)?;
     }
     // Distribution: latency at percentile, x = 1/(1-q) on a log scale.
     {
@@ -103,7 +133,9 @@ pub fn draw(path: &Path, title: &str, ticks: &[Tick], total: &Histogram<u64>) ->
         let ymax = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.2;
         let ymin = (points.iter().map(|p| p.1).fold(f64::MAX, f64::min) * 0.5).clamp(0.001, 1.0);
         let mut b = ChartBuilder::on(&bottom);
-        b.margin(10).x_label_area_size(if text { 35 } else { 5 }).y_label_area_size(if text { 60 } else { 5 });
+        b.margin(10)
+            .x_label_area_size(if text { 35 } else { 5 })
+            .y_label_area_size(if text { 60 } else { 5 });
         if text {
             b.caption(
                 format!(
@@ -122,7 +154,9 @@ pub fn draw(path: &Path, title: &str, ticks: &[Tick], total: &Histogram<u64>) ->
             mesh.x_labels(0).y_labels(0);
         }
         mesh.draw().map_err(err)?;
-        chart.draw_series(LineSeries::new(points, &BLUE)).map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(points, &BLUE))
+            .map_err(err)?;
     }
     root.present().map_err(|e| anyhow!("{e:?}"))?;
     Ok(())

@@ -31,7 +31,13 @@ pub struct Reply {
 
 impl HttpConn {
     pub fn new(server: SocketAddr, host: String) -> Self {
-        HttpConn { server, host, stream: None, buf: vec![0; 4096], filled: 0 }
+        HttpConn {
+            server,
+            host,
+            stream: None,
+            buf: vec![0; 4096],
+            filled: 0,
+        }
     }
 
     pub async fn request(&mut self, method: &str, path: &str, body: &[u8]) -> Result<Reply> {
@@ -101,8 +107,9 @@ impl HttpConn {
                     self.fill().await?;
                 };
                 let size_str = String::from_utf8_lossy(&self.buf[..line_end]).to_string();
-                let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16)
-                    .context("bad chunk size")?;
+                let size =
+                    usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16)
+                        .context("bad chunk size")?;
                 self.consume(line_end + 2);
                 if size == 0 {
                     // Trailers end with an empty line.
@@ -128,12 +135,7 @@ impl HttpConn {
         } else {
             // Body until close.
             self.consume(head_end);
-            loop {
-                match self.fill().await {
-                    Ok(()) => {}
-                    Err(_) => break,
-                }
-            }
+            while self.fill().await.is_ok() {}
             close = true;
             self.buf[..self.filled].to_vec()
         };
@@ -168,7 +170,10 @@ fn delivered_of(body: &[u8]) -> Option<u64> {
     let at = find(body, b"\"delivered\"")?;
     let rest = &body[at + 11..];
     let rest = &rest[rest.iter().position(|b| b.is_ascii_digit())?..];
-    let end = rest.iter().position(|b| !b.is_ascii_digit()).unwrap_or(rest.len());
+    let end = rest
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(rest.len());
     std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
 }
 
@@ -244,7 +249,12 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
                         format!("seq={seq} t={}", stats::now_nanos()),
                     ),
                     Target::Unicast { users } => (
-                        format!("{}/message?username={}{}", plan.path_prefix, plan.user_prefix, seq % users),
+                        format!(
+                            "{}/message?username={}{}",
+                            plan.path_prefix,
+                            plan.user_prefix,
+                            seq % users
+                        ),
                         format!("seq={seq} t={}", stats::now_nanos()),
                     ),
                     Target::Kafka { .. } => unreachable!(),
@@ -264,7 +274,10 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
                         stats::note_error(&format!(
                             "publish: status {} {}",
                             reply.status,
-                            String::from_utf8_lossy(&reply.body).chars().take(200).collect::<String>()
+                            String::from_utf8_lossy(&reply.body)
+                                .chars()
+                                .take(200)
+                                .collect::<String>()
                         ));
                     }
                     Err(e) => {
@@ -300,9 +313,13 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
 
 /// Feeds `USER:seq=N t=T` lines to a producer command (the Kafka tool) at the rate.
 async fn publish_kafka(plan: Arc<PublishPlan>) -> Result<PublishResult> {
-    let Target::Kafka { users, command } = &plan.target else { unreachable!() };
+    let Target::Kafka { users, command } = &plan.target else {
+        unreachable!()
+    };
     let words: Vec<&str> = command.split_whitespace().collect();
-    let (prog, args) = words.split_first().context("empty --kafka-produce command")?;
+    let (prog, args) = words
+        .split_first()
+        .context("empty --kafka-produce command")?;
     let mut child = Command::new(prog)
         .args(args)
         .stdin(std::process::Stdio::piped())
@@ -363,7 +380,10 @@ pub async fn get_text(server: SocketAddr, host: &str, path: &str) -> Option<Stri
         let reply = conn.exchange("GET", path, b"").await.ok()?;
         (reply.status == 200).then(|| String::from_utf8_lossy(&reply.body).to_string())
     };
-    tokio::time::timeout(Duration::from_secs(5), fut).await.ok().flatten()
+    tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Sum of the values of the metric lines named `name` (any labels).
@@ -374,7 +394,9 @@ pub fn metric_sum(text: &str, name: &str) -> Option<f64> {
         if line.starts_with('#') {
             continue;
         }
-        let Some(rest) = line.strip_prefix(name) else { continue };
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
         if !(rest.starts_with('{') || rest.starts_with(' ')) {
             continue;
         }

@@ -173,7 +173,12 @@ pub struct SseParser {
 
 impl SseParser {
     pub fn new(chunked: bool) -> Self {
-        SseParser { chunked, state: Chunk::Size(0), line: Vec::new(), pending: None }
+        SseParser {
+            chunked,
+            state: Chunk::Size(0),
+            line: Vec::new(),
+            pending: None,
+        }
     }
 
     /// Feeds raw body bytes. `on_event(seq, t_nanos)` is called per complete event.
@@ -208,7 +213,11 @@ impl SseParser {
                     let (now, rest) = data.split_at(take);
                     self.feed_sse(now, on_event);
                     data = rest;
-                    self.state = if take == rem { Chunk::DataEnd } else { Chunk::Data(rem - take) };
+                    self.state = if take == rem {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(rem - take)
+                    };
                 }
                 Chunk::DataEnd => {
                     let b = data[0];
@@ -293,7 +302,10 @@ pub async fn run_connection(
 ) -> ConnOutcome {
     let stalled = cfg.is_stalled(i);
     let user = cfg.user_of(i);
-    let mut out = ConnOutcome { stalled, ..Default::default() };
+    let mut out = ConnOutcome {
+        stalled,
+        ..Default::default()
+    };
     let permit = permits.acquire().await;
     let setup = async {
         let rcvbuf = stalled.then_some(cfg.stalled_rcvbuf);

@@ -66,7 +66,10 @@ pub fn drain_interval() -> Histogram<u64> {
 }
 
 pub fn now_nanos() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 static ERRORS: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
@@ -143,7 +146,9 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 
 /// A histogram as (value, count) pairs, to pass between processes.
 pub fn hist_to_pairs(h: &Histogram<u64>) -> Vec<(u64, u64)> {
-    h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect()
+    h.iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect()
 }
 
 pub fn hist_from_pairs(h: &mut Histogram<u64>, pairs: &[(u64, u64)]) {
