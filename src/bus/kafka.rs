@@ -47,9 +47,7 @@ fn client_config(brokers: &str) -> ClientConfig {
         .set("bootstrap.servers", brokers)
         .set("client.id", "sse-server")
         .set("reconnect.backoff.max.ms", "2000")
-        .set("socket.connection.setup.timeout.ms", "5000")
-        // Events are latency-sensitive: do not let an idle fetch wait 500 ms.
-        .set("fetch.wait.max.ms", "20");
+        .set("socket.connection.setup.timeout.ms", "5000");
     config
 }
 
@@ -223,6 +221,8 @@ impl KafkaBus {
             .set("group.id", &group_id)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
+            // Events are latency-sensitive: an idle fetch must not wait 500 ms.
+            .set("fetch.wait.max.ms", "20")
             // An instance that died is noticed within seconds and its
             // partitions go to the others.
             .set("session.timeout.ms", "10000")
