@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dashmap::DashMap;
 use futures_util::Stream;
-use tokio::sync::mpsc;
 
 use super::event::IdGenerator;
+use super::queue::{PushError, QueueReceiver, QueueSender, queue};
 use super::{Event, EventId, History};
 use crate::metrics::{Metrics, OpenStreamGuard, VersionLabel};
 use crate::net::ConnectionHandle;
+use prometheus_client::metrics::counter::Counter;
 
 /// How long a user's history outlives their last connection, so that a client that
 /// is reconnecting (after a restart, a network change, or an overflow) can resume.
@@ -34,6 +35,9 @@ pub struct UserHub {
     history: usize,
     queue: usize,
     metrics: Arc<Metrics>,
+    /// Resolved once: a label lookup per delivery would cost more than the delivery.
+    delivered: Counter,
+    overflowed: Counter,
 }
 
 struct UserState {
@@ -46,7 +50,7 @@ struct UserState {
 
 struct Connection {
     id: u64,
-    queue: mpsc::Sender<Event>,
+    queue: QueueSender,
     handle: Option<ConnectionHandle>,
 }
 
@@ -54,7 +58,7 @@ struct Connection {
 /// Dropping it unregisters the connection.
 pub struct Subscription {
     pub replay: Vec<Event>,
-    live: mpsc::Receiver<Event>,
+    live: QueueReceiver,
     _registration: Registration,
 }
 
@@ -73,6 +77,9 @@ impl UserHub {
         queue: usize,
         metrics: Arc<Metrics>,
     ) -> Arc<UserHub> {
+        let label = VersionLabel { version };
+        let delivered = metrics.events_delivered.get_or_create(&label).clone();
+        let overflowed = metrics.overflow_closed.get_or_create(&label).clone();
         Arc::new(UserHub {
             version,
             users: DashMap::new(),
@@ -80,6 +87,8 @@ impl UserHub {
             next_connection: AtomicU64::new(0),
             history,
             queue,
+            delivered,
+            overflowed,
             metrics,
         })
     }
@@ -93,7 +102,7 @@ impl UserHub {
         last_seen: Option<EventId>,
         handle: Option<ConnectionHandle>,
     ) -> Subscription {
-        let (tx, rx) = mpsc::channel(self.queue);
+        let (tx, rx) = queue(self.queue);
         let connection = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let mut state = self
             .users
@@ -163,9 +172,9 @@ impl UserHub {
         let mut overflowed = 0;
         state
             .connections
-            .retain(|c| match c.queue.try_send(event.clone()) {
+            .retain(|c| match c.queue.try_push(event.bytes.clone()) {
                 Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(PushError::Full) => {
                     overflowed += 1;
                     if let Some(handle) = &c.handle {
                         handle.close();
@@ -173,27 +182,18 @@ impl UserHub {
                     false
                 }
                 // The connection is going away; its registration removes it.
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Err(PushError::Closed) => false,
             });
         let delivered = before - overflowed;
-        let label = VersionLabel {
-            version: self.version,
-        };
         if overflowed > 0 {
-            self.metrics
-                .overflow_closed
-                .get_or_create(&label)
-                .inc_by(overflowed as u64);
+            self.overflowed.inc_by(overflowed as u64);
             tracing::info!(
                 version = self.version,
                 overflowed,
                 "closed connections whose queue was full"
             );
         }
-        self.metrics
-            .events_delivered
-            .get_or_create(&label)
-            .inc_by(delivered as u64);
+        self.delivered.inc_by(delivered as u64);
         state.history.push(event);
         delivered
     }
@@ -242,7 +242,7 @@ impl Stream for Subscription {
     type Item = Bytes;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        self.live.poll_recv(cx).map(|e| e.map(|e| e.bytes))
+        Pin::new(&mut self.live).poll_next(cx)
     }
 }
 

@@ -9,6 +9,7 @@
 mod event;
 mod history;
 mod hub;
+mod queue;
 mod stream;
 
 pub use event::{Event, EventId, IdGenerator};
