@@ -8,6 +8,19 @@ use tracing_subscriber::EnvFilter;
 
 use sse_server::config::{Cli, Command};
 
+/// jemalloc, with a background thread purging pages unused for a second, returns
+/// the memory of closed connections to the OS within seconds; glibc malloc keeps
+/// it, so RSS would stay at its peak (measured in docs/BENCHMARKS.md).
+#[cfg(all(unix, not(target_env = "musl")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc reads its options from this symbol at start-up.
+#[cfg(all(unix, not(target_env = "musl")))]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static JEMALLOC_OPTIONS: &[u8; 63] =
+    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000\0";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
