@@ -70,7 +70,6 @@ impl AppState {
         StreamSettings {
             retry: Duration::from_millis(self.config.retry_ms),
             keep_alive,
-            shutdown: self.shutdown.clone(),
         }
     }
 }
@@ -142,7 +141,19 @@ pub async fn build_state(
     v3::start_consumer(&app);
     v4::start(&app);
     start_idle_eviction(&app);
+    end_streams_on_shutdown(&app);
     Ok(app)
+}
+
+/// Streams end when their source ends: on shutdown the hubs drop every queue.
+fn end_streams_on_shutdown(app: &Arc<AppState>) {
+    let app = app.clone();
+    tokio::spawn(async move {
+        app.shutdown.cancelled().await;
+        for hub in [&app.v2, &app.v3, &app.v4] {
+            hub.close_all();
+        }
+    });
 }
 
 /// Forgets the history of users who have been gone for a while.

@@ -2,25 +2,37 @@
 //!
 //! A client that stops reading leaves its connection blocked in a write; hyper then
 //! never polls the response body again, so ending the event stream cannot close it.
-//! Every accepted socket therefore carries a [`ConnectionHandle`]: cancelling it
-//! makes the next (or the pending) write fail, and hyper drops the connection.
+//! Every accepted socket therefore carries a [`ConnectionHandle`]: closing it
+//! makes the next (or the pending) read or write fail, and hyper drops the
+//! connection. The check on every write is one atomic load: it sits on the
+//! delivery path of every event.
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use axum::serve::{IncomingStream, Listener};
+use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Closes the connection a request arrived on. Reached through `ConnectInfo`.
-#[derive(Clone, Debug)]
-pub struct ConnectionHandle(CancellationToken);
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionHandle(Arc<CloseSignal>);
+
+#[derive(Debug, Default)]
+struct CloseSignal {
+    closed: AtomicBool,
+    /// The connection's task, when it waits on the socket.
+    task: AtomicWaker,
+}
 
 impl ConnectionHandle {
     pub fn close(&self) {
-        self.0.cancel();
+        self.0.closed.store(true, Ordering::Release);
+        self.0.task.wake();
     }
 }
 
@@ -35,13 +47,10 @@ impl Listener for ClosableListener {
         let (stream, addr) = Listener::accept(&mut self.0).await;
         // Events are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
-        let token = CancellationToken::new();
-        let closed = Box::pin(token.clone().cancelled_owned());
         (
             ClosableStream {
                 inner: stream,
-                handle: ConnectionHandle(token),
-                closed,
+                handle: ConnectionHandle::default(),
             },
             addr,
         )
@@ -55,19 +64,35 @@ impl Listener for ClosableListener {
 pub struct ClosableStream {
     inner: TcpStream,
     handle: ConnectionHandle,
-    closed: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl ClosableStream {
-    /// Fails with `ConnectionAborted` once the handle is cancelled; otherwise
-    /// registers the task to be woken when it is.
-    fn poll_closed(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
-        match self.closed.as_mut().poll(cx) {
-            Poll::Ready(()) => Err(io::Error::new(
+    fn check(&self) -> io::Result<()> {
+        if self.handle.0.closed.load(Ordering::Acquire) {
+            Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 "connection closed by the server",
-            )),
-            Poll::Pending => Ok(()),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs one socket operation unless the handle was closed. When the socket is
+    /// not ready, the task also waits for `close`, so a blocked write ends too.
+    fn guard<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        self.check()?;
+        match op(Pin::new(&mut self.inner), cx) {
+            Poll::Pending => {
+                self.handle.0.task.register(cx.waker());
+                self.check()?;
+                Poll::Pending
+            }
+            ready => ready,
         }
     }
 }
@@ -86,9 +111,7 @@ impl AsyncRead for ClosableStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.poll_closed(cx)?;
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        self.get_mut().guard(cx, |s, cx| s.poll_read(cx, buf))
     }
 }
 
@@ -98,9 +121,7 @@ impl AsyncWrite for ClosableStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.poll_closed(cx)?;
-        Pin::new(&mut this.inner).poll_write(cx, buf)
+        self.get_mut().guard(cx, |s, cx| s.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -108,9 +129,8 @@ impl AsyncWrite for ClosableStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.poll_closed(cx)?;
-        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+        self.get_mut()
+            .guard(cx, |s, cx| s.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -118,9 +138,7 @@ impl AsyncWrite for ClosableStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.poll_closed(cx)?;
-        Pin::new(&mut this.inner).poll_flush(cx)
+        self.get_mut().guard(cx, |s, cx| s.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

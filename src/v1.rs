@@ -33,6 +33,8 @@ async fn stream(
         let _ = &open;
         Event::new(ids.next(), None, "hi!").bytes
     });
+    // No hub holds /v1 streams, so each one watches for shutdown itself.
+    let hi = hi.take_until(app.shutdown.clone().cancelled_owned());
     let settings = app.stream_settings(app.config.v1_keep_alive());
     Ok(sse_response(&settings, Vec::new(), Box::pin(hi)))
 }

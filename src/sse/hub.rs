@@ -206,6 +206,11 @@ impl UserHub {
         });
     }
 
+    /// Ends every connection (after what is already queued): for shutdown.
+    pub fn close_all(&self) {
+        self.users.clear();
+    }
+
     /// Open connections of `user`, or of every user when `None`.
     pub fn connection_count(&self, user: Option<&str>) -> usize {
         match user {

@@ -2,7 +2,7 @@
 //!
 //! Every stream starts with a `retry:` hint, then its prelude (snapshot, replayed
 //! events), then live events interleaved with keep-alive comments, and ends cleanly
-//! when the source ends or the server shuts down.
+//! when its source ends (the hub ends every source when the server shuts down).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::EventId;
 
@@ -28,7 +27,6 @@ const KEEP_ALIVE: Bytes = Bytes::from_static(b": keep-alive-text\n\n");
 pub struct StreamSettings {
     pub retry: Duration,
     pub keep_alive: Duration,
-    pub shutdown: CancellationToken,
 }
 
 /// The `Last-Event-ID` header, or the `lastEventId` query parameter for clients
@@ -57,8 +55,8 @@ impl<S: Send + Sync> FromRequestParts<S> for LastEventId {
     }
 }
 
-/// An event-stream response: `prelude` first, then `live` until it ends or the
-/// server shuts down, with a keep-alive comment every `keep_alive`.
+/// An event-stream response: `prelude` first, then `live` until it ends, with a
+/// keep-alive comment every `keep_alive`.
 pub fn sse_response<S>(settings: &StreamSettings, prelude: Vec<Bytes>, live: S) -> Response
 where
     S: Stream<Item = Bytes> + Send + Unpin + 'static,
@@ -75,7 +73,6 @@ where
         prelude: first.into_iter(),
         live,
         keep_alive,
-        shutdown: Box::pin(settings.shutdown.clone().cancelled_owned()),
     };
     let mut response = Body::from_stream(stream.map(Ok::<_, Infallible>)).into_response();
     let headers = response.headers_mut();
@@ -92,16 +89,12 @@ struct EventStream<S> {
     prelude: std::vec::IntoIter<Bytes>,
     live: S,
     keep_alive: Interval,
-    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl<S: Stream<Item = Bytes> + Unpin> Stream for EventStream<S> {
     type Item = Bytes;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        if self.shutdown.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(None);
-        }
         if let Some(bytes) = self.prelude.next() {
             return Poll::Ready(Some(bytes));
         }
