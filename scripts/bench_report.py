@@ -291,6 +291,12 @@ if charts:
     for name in charts:
         w("### %s\n\n![%s](bench-%s.png)\n" % (name, name, name))
 
+# ----------------------------------------------------------------- analysis
+# Hand-written: what the profile says and what was changed, kept across re-runs.
+analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "ANALYSIS.md")
+if os.path.exists(analysis):
+    w(open(analysis).read().rstrip() + "\n")
+
 # ----------------------------------------------------------------- how
 w("## How to run\n")
 w("```sh\nscripts/bench.sh            # everything above, about 10 minutes; rewrites this page\n"
