@@ -32,12 +32,11 @@ const UPDATE_SCRIPT = path.join(ROOT, 'scripts', 'update_report_status.sh');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 // The dashboard shows an event as soon as it arrives; what a change takes end to end is
 // mostly the server's path (with Kafka: command topic -> writer -> event topic -> consumer).
-// Measured here: ~0.1 s with the in-process bus, 0.8-2.3 s through a local broker with
-// librdkafka's default fetch.wait.max.ms (500 ms per hop). So the default budget is 2 s
-// without Kafka and 5 s with it; the measured time is always printed, with a warning
-// above 2 s. E2E_LIVE_BUDGET_MS=2000 enforces 2 s everywhere.
+// Measured here: ~0.1 s with the in-process bus and ~0.1 s through the local broker (the
+// server's consumers set fetch.wait.max.ms to 20 ms). The issue asks for 2 s, which is the
+// budget; the measured time is always printed. E2E_LIVE_BUDGET_MS overrides it.
 const LIVE_TARGET_MS = 2000;
-const LIVE_BUDGET_MS = Number(process.env.E2E_LIVE_BUDGET_MS ?? (process.env.SSE_KAFKA_BROKERS ? 5000 : LIVE_TARGET_MS));
+const LIVE_BUDGET_MS = Number(process.env.E2E_LIVE_BUDGET_MS ?? LIVE_TARGET_MS);
 const RECONNECT_MS = 15_000;
 const READY_MS = 90_000;
 
