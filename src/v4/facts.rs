@@ -66,20 +66,9 @@ impl FactEvent {
     }
 }
 
-/// Publishes a fact on the event topic, keyed by its user (their facts stay in order).
-pub async fn publish(app: &AppState, fact: &Fact) -> Result<(), crate::bus::BusError> {
-    let payload = serde_json::to_vec(fact).unwrap_or_default();
-    app.bus
-        .publish(
-            &app.config.v4_event_topic,
-            Some(&fact.user_id.to_string()),
-            &payload,
-        )
-        .await
-        .map(|_| ())
-}
-
-/// Publishes a fact whose cause is already stored, retrying until the bus takes it.
+/// Publishes a fact on the event topic, keyed by its user (their facts stay in
+/// order). Its cause is already stored, so it is retried until the bus takes it;
+/// it fails only when the server shuts down first.
 pub async fn announce(app: &AppState, fact: &Fact) -> Result<(), crate::bus::BusError> {
     let payload = serde_json::to_vec(fact).unwrap_or_default();
     app.bus

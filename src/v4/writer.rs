@@ -72,5 +72,5 @@ async fn apply(app: &AppState, record: Record) -> Result<(), String> {
         user_id: change.user_id,
         event,
     };
-    facts::publish(app, &fact).await.map_err(|e| e.to_string())
+    facts::announce(app, &fact).await.map_err(|e| e.to_string())
 }
