@@ -198,7 +198,7 @@ pub fn router(app: Arc<AppState>) -> Router {
                 .allow_methods([Method::GET, Method::POST, Method::PUT])
                 .allow_headers([
                     header::CONTENT_TYPE,
-                    "last-event-id".parse().expect("valid header name"),
+                    header::HeaderName::from_static("last-event-id"),
                 ]),
         );
     }
