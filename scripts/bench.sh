@@ -212,8 +212,10 @@ run unicast-1000-r5000 unicast -n 1000 --users 1000 --rate 5000 --duration 5 --s
 run unicast-1000-max unicast -n 1000 --users 1000 --rate 0 --duration 5 --settle 0.5
 run stalled-1pct-max stalled -n 1000 --users 1000 --rate 0 --duration 5 --stalled-percent 1 --settle 0.5
 start_server
-run fanout-1k-1000-base fanout -n 1000 --rate 1000 --duration 5 --settle 0.5
-run fanout-1k-1000-stalled fanout -n 1000 --rate 1000 --duration 5 --stalled-percent 1 --settle 0.5
+# 2 KB messages: each stalled stream is sent ~5 MB, more than the kernel's socket
+# buffers take, so its queue overflows and the server closes it.
+run fanout-1k-1000-base fanout -n 1000 --rate 500 --pad 2000 --duration 5 --settle 0.5
+run fanout-1k-1000-stalled fanout -n 1000 --rate 500 --pad 2000 --duration 5 --stalled-percent 1 --settle 0.5
 
 # Kafka ingest: records `user:payload` through the broker, subscribers on /v3/sse.
 if [ "${BENCH_SKIP_KAFKA:-0}" != 1 ]; then

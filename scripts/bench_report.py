@@ -244,8 +244,8 @@ row_table(["unicast-1000-r5000", "unicast-1000-max", "stalled-1pct-max", "fanout
           "connections, at 5,000/s and then as fast as they go (\"max\", 5 s). The stalled runs make 1 % "
           "of the streams (every 100th) stop reading after the response headers (SO_RCVBUF 1 KiB); "
           "they are left out of the loss count. In unicast each stalled stream gets only ~1/1000 of the "
-          "messages, so the fan-out pair (1,000 broadcasts/s to the same 1,000 streams) puts more on "
-          "them; \"closed for overflow\" is the server's `sse_connections_closed_overflow_total` "
+          "messages, so the fan-out pair (500 broadcasts/s of 2 KB to the same 1,000 streams, ~5 MB "
+          "per stalled stream, more than the kernel's socket buffers hold) puts more on them; \"closed for overflow\" is the server's `sse_connections_closed_overflow_total` "
           "during the run (queue `--queue 1024`). When a run is publisher- or CPU-bound (accepted/s "
           "below the target) the per-stream rates of a pair differ by run-to-run noise as much as by "
           "the stalled streams.")

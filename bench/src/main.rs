@@ -98,6 +98,10 @@ struct Args {
     /// SO_RCVBUF of a stalled connection, bytes.
     #[arg(long, default_value_t = 1024)]
     stalled_rcvbuf: u32,
+    /// Bytes of padding added to each HTTP-published message (after `seq=N t=T`), e.g.
+    /// to push more data at stalled readers than the kernel's socket buffers hold.
+    #[arg(long, default_value_t = 0)]
+    pad: usize,
     /// Connections being set up at once.
     #[arg(long, default_value_t = 256)]
     connect_concurrency: usize,
@@ -694,6 +698,7 @@ async fn run_main(args: Args) -> Result<i32> {
             rate: args.rate,
             duration: Duration::from_secs_f64(args.duration),
             publishers: args.publishers,
+            padding: " ".to_owned() + &"x".repeat(args.pad),
         });
         publish_result = publish::publish(plan).await?;
     }

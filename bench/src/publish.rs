@@ -194,6 +194,8 @@ pub struct PublishPlan {
     pub rate: f64,
     pub duration: Duration,
     pub publishers: usize,
+    /// Appended to each HTTP-published payload (a space and `--pad` bytes, or a space).
+    pub padding: String,
 }
 
 #[derive(Debug, Default)]
@@ -246,7 +248,7 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
                 let (path, body) = match plan.target {
                     Target::Broadcast => (
                         format!("{}/broadcast", plan.path_prefix),
-                        format!("seq={seq} t={}", stats::now_nanos()),
+                        format!("seq={seq} t={}{}", stats::now_nanos(), plan.padding),
                     ),
                     Target::Unicast { users } => (
                         format!(
@@ -255,7 +257,7 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
                             plan.user_prefix,
                             seq % users
                         ),
-                        format!("seq={seq} t={}", stats::now_nanos()),
+                        format!("seq={seq} t={}{}", stats::now_nanos(), plan.padding),
                     ),
                     Target::Kafka { .. } => unreachable!(),
                 };
