@@ -85,6 +85,15 @@ impl Metrics {
         out
     }
 
+    /// Counts a record of `topic` skipped as malformed.
+    pub fn malformed(&self, topic: &str) {
+        self.kafka_malformed
+            .get_or_create(&TopicLabel {
+                topic: topic.to_owned(),
+            })
+            .inc();
+    }
+
     /// Counts one open stream of `version` until the returned guard is dropped.
     pub fn stream_opened(&self, version: &'static str) -> OpenStreamGuard {
         let gauge = self

@@ -17,7 +17,6 @@ use axum::routing::post;
 use crate::AppState;
 use crate::bus::{Group, Record};
 use crate::error::ApiError;
-use crate::metrics::TopicLabel;
 use crate::v2::{UserQuery, accepted_at, message_text, stream_route};
 
 /// The username that addresses every open /v3 stream.
@@ -84,12 +83,7 @@ fn deliver(app: &AppState, record: Record) {
                 offset = record.offset,
                 "skipping malformed record ({why:?}); expected `username:message`"
             );
-            app.metrics
-                .kafka_malformed
-                .get_or_create(&TopicLabel {
-                    topic: app.config.v3_topic.clone(),
-                })
-                .inc();
+            app.metrics.malformed(&app.config.v3_topic);
         }
     }
 }

@@ -111,6 +111,7 @@ async fn a_redelivered_command_is_applied_and_announced_once() {
         report_id: report.parse().expect("uuid"),
         from: Status::Pending,
         to: Status::Queued,
+        expected_version: 1,
         requested_at: Utc::now(),
     };
     let bus = KafkaBus::new(config.kafka_brokers.as_deref().expect("brokers")).expect("bus");
@@ -130,7 +131,17 @@ async fn a_redelivered_command_is_applied_and_announced_once() {
     assert_eq!(second.event, "report_status_update");
     assert!(second.data.contains("processing"), "{}", second.data);
 
-    // And it was written once: created (1) + two changes.
+    // Re-delivered again after a later change was applied: not applied (the
+    // report is no longer at the version it was validated against), not announced.
+    bus.publish(&config.v4_command_topic, Some(&report), &payload)
+        .await
+        .expect("publish");
+    assert_eq!(put(&server, user, &report, "completed").await, 202);
+    let third = next_change(&mut stream).await;
+    assert_eq!(third.event, "report_status_update");
+    assert!(third.data.contains("completed"), "{}", third.data);
+
+    // Written once each: created (1) + three changes.
     let client =
         sse_server::v4::dynamodb::client(config.dynamodb_endpoint.as_deref().expect("endpoint"))
             .await;
@@ -147,6 +158,6 @@ async fn a_redelivered_command_is_applied_and_announced_once() {
         .and_then(|i| i.get("version"))
         .and_then(|v| v.as_n().ok())
         .cloned();
-    assert_eq!(version.as_deref(), Some("3"));
+    assert_eq!(version.as_deref(), Some("4"));
     server.stop().await;
 }

@@ -149,14 +149,14 @@ impl UserHub {
         }
     }
 
-    /// One event, framed once, to every user that has an open connection.
+    /// One event, framed once, to every user the hub holds.
     pub fn broadcast(&self, name: Option<&str>, data: &str) -> (EventId, usize) {
         let event = Event::new(self.ids.next(), name, data);
         let mut delivered = 0;
+        // Users between two connections (a reconnecting tab) get it into their
+        // history too, so that resume does not miss it.
         for mut state in self.users.iter_mut() {
-            if !state.connections.is_empty() {
-                delivered += self.deliver(&mut state, event.clone());
-            }
+            delivered += self.deliver(&mut state, event.clone());
         }
         (event.id, delivered)
     }
@@ -168,12 +168,15 @@ impl UserHub {
             event = event.with_id(self.ids.next());
         }
         state.last_id = event.id;
-        let before = state.connections.len();
+        let mut delivered = 0;
         let mut overflowed = 0;
         state
             .connections
             .retain(|c| match c.queue.try_push(event.bytes.clone()) {
-                Ok(()) => true,
+                Ok(()) => {
+                    delivered += 1;
+                    true
+                }
                 Err(PushError::Full) => {
                     overflowed += 1;
                     if let Some(handle) = &c.handle {
@@ -184,7 +187,6 @@ impl UserHub {
                 // The connection is going away; its registration removes it.
                 Err(PushError::Closed) => false,
             });
-        let delivered = before - overflowed;
         if overflowed > 0 {
             self.overflowed.inc_by(overflowed as u64);
             tracing::info!(
@@ -326,6 +328,19 @@ mod tests {
         let (_, delivered) = hub.send("nobody", None, "x");
         assert_eq!(delivered, 0);
         assert_eq!(hub.user_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_broadcast_while_a_user_reconnects_is_replayed_on_resume() {
+        let hub = hub(10, 10);
+        let first = hub.subscribe("a", None, None);
+        let (seen, _) = hub.send("a", None, "before");
+        drop(first);
+        let (missed, delivered) = hub.broadcast(None, "while away");
+        assert_eq!(delivered, 0);
+        let again = hub.subscribe("a", Some(seen), None);
+        let replayed: Vec<_> = again.replay.iter().map(|e| e.id).collect();
+        assert_eq!(replayed, vec![missed]);
     }
 
     #[tokio::test]

@@ -202,15 +202,29 @@ fn from_item(item: &Item) -> Result<Report, StoreError> {
 #[async_trait]
 impl ReportStore for DynamoStore {
     async fn create(&self, report: &Report) -> Result<(), StoreError> {
-        self.client
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_item(report)))
             .condition_expression("attribute_not_exists(report_id)")
             .send()
-            .await
-            .map_err(|e| self.fail("PutItem", e))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Report ids are fresh UUIDs: the item exists because the SDK retried a
+            // PutItem whose first attempt was stored but not answered in time.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                match self.get(report.report_id).await? {
+                    Some(stored) if stored.user_id == report.user_id => Ok(()),
+                    _ => Err(StoreError::Unavailable(format!(
+                        "report id {} is already taken",
+                        report.report_id
+                    ))),
+                }
+            }
+            Err(e) => Err(self.fail("PutItem", e)),
+        }
     }
 
     async fn get(&self, report_id: Uuid) -> Result<Option<Report>, StoreError> {
@@ -251,15 +265,24 @@ impl ReportStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .key("report_id", s(change.report_id.to_string()))
-            .condition_expression("attribute_exists(report_id) AND #status = :from")
+            .condition_expression(
+                "attribute_exists(report_id) AND #status = :from AND version = :expected",
+            )
             .update_expression(
-                "SET #status = :to, updated_at = :now, version = version + :one, last_command = :command",
+                "SET #status = :to, updated_at = :now, version = :next, last_command = :command",
             )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":from", s(change.from.to_string()))
             .expression_attribute_values(":to", s(change.to.to_string()))
             .expression_attribute_values(":now", s(Utc::now().to_rfc3339()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(
+                ":expected",
+                AttributeValue::N(change.expected_version.to_string()),
+            )
+            .expression_attribute_values(
+                ":next",
+                AttributeValue::N((change.expected_version + 1).to_string()),
+            )
             .expression_attribute_values(":command", s(change.command_id.to_string()))
             .return_values(ReturnValue::AllNew)
             .send()

@@ -106,6 +106,7 @@ fn push(app: &AppState, seen: &Mutex<Seen>, record: &Record) {
                 offset = record.offset,
                 "skipping malformed fact: {e}"
             );
+            app.metrics.malformed(&app.config.v4_event_topic);
             return;
         }
     };

@@ -42,7 +42,7 @@ impl ReportStore for MemoryStore {
         if report.last_command == Some(change.command_id) {
             return Ok(ChangeOutcome::AlreadyApplied(report.clone()));
         }
-        if report.report_status != change.from {
+        if report.report_status != change.from || report.version != change.expected_version {
             return Ok(ChangeOutcome::Conflict(report.clone()));
         }
         report.report_status = change.to;

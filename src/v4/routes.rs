@@ -153,6 +153,7 @@ async fn change(
         report_id,
         from,
         to,
+        expected_version: report.version,
         requested_at: Utc::now(),
     };
     let payload = serde_json::to_vec(&command).unwrap_or_default();
@@ -187,14 +188,17 @@ async fn stream(
     Query(query): Query<UserIdQuery>,
 ) -> Result<Response, ApiError> {
     let user_id = query.user_id()?;
-    // Subscribe before reading the snapshot: a change that lands in between is in
-    // both, and applying a status twice is harmless; missing it would not be.
+    // The snapshot's id is taken before subscribing, and the snapshot read after:
+    // an event that lands in between is in both (applying a status twice is
+    // harmless) and has a larger id, so a client resuming from the snapshot's id
+    // still gets it.
+    let snapshot_id = app.ids.next();
     let mut subscription = app
         .v4
         .subscribe(&user_id.to_string(), last.0, Some(connection));
     let reports = app.store.list(user_id).await.map_err(store_down)?;
     let snapshot = Event::new(
-        app.ids.next(),
+        snapshot_id,
         Some("snapshot"),
         &serde_json::to_string(&reports).unwrap_or_default(),
     );

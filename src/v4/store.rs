@@ -18,6 +18,9 @@ pub struct StatusChange {
     pub report_id: Uuid,
     pub from: Status,
     pub to: Status,
+    /// The report's version when the change was validated: a command re-delivered
+    /// after later changes were applied finds a newer version and is not applied.
+    pub expected_version: u64,
     pub requested_at: DateTime<Utc>,
 }
 
@@ -50,7 +53,8 @@ pub trait ReportStore: Send + Sync {
     /// All of a user's reports, oldest first.
     async fn list(&self, user_id: Uuid) -> Result<Vec<Report>, StoreError>;
 
-    /// Writes `change.to` only if the status is still `change.from`.
+    /// Writes `change.to` only if the report is still at `change.expected_version`
+    /// (and so still in `change.from`).
     async fn change_status(&self, change: &StatusChange) -> Result<ChangeOutcome, StoreError>;
 
     /// Answers when the store can be reached.

@@ -38,6 +38,7 @@ async fn apply(app: &AppState, record: Record) -> Result<(), String> {
                 offset = record.offset,
                 "skipping malformed command: {e}"
             );
+            app.metrics.malformed(&app.config.v4_command_topic);
             return Ok(());
         }
     };
