@@ -74,10 +74,7 @@ pub fn stream_route(hub_of: fn(&AppState) -> &Arc<UserHub>) -> MethodRouter<Arc<
               Query(query): Query<UserQuery>| async move {
             let username = query.username()?;
             let mut subscription = hub_of(&app).subscribe(username, last.0, Some(connection));
-            let replay = std::mem::take(&mut subscription.replay)
-                .into_iter()
-                .map(|e| e.bytes)
-                .collect();
+            let replay = subscription.take_replay();
             let settings = app.stream_settings(app.config.keep_alive());
             Ok::<_, ApiError>(sse_response(&settings, replay, subscription))
         },

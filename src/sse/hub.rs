@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dashmap::DashMap;
 use futures_util::Stream;
+use prometheus_client::metrics::counter::Counter;
 
 use super::event::IdGenerator;
 use super::queue::{PushError, QueueReceiver, QueueSender, queue};
 use super::{Event, EventId, History};
 use crate::metrics::{Metrics, OpenStreamGuard, VersionLabel};
 use crate::net::ConnectionHandle;
-use prometheus_client::metrics::counter::Counter;
 
 /// How long a user's history outlives their last connection, so that a client that
 /// is reconnecting (after a restart, a network change, or an overflow) can resume.
@@ -242,6 +242,16 @@ impl UserHub {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.hub.unregister(&self.user, self.connection);
+    }
+}
+
+impl Subscription {
+    /// The missed events' wire bytes, to send before the live ones (once).
+    pub fn take_replay(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.replay)
+            .into_iter()
+            .map(|e| e.bytes)
+            .collect()
     }
 }
 

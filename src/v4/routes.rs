@@ -203,11 +203,7 @@ async fn stream(
         &serde_json::to_string(&reports).unwrap_or_default(),
     );
     let mut prelude = vec![snapshot.bytes];
-    prelude.extend(
-        std::mem::take(&mut subscription.replay)
-            .into_iter()
-            .map(|e| e.bytes),
-    );
+    prelude.extend(subscription.take_replay());
     Ok(sse_response(
         &app.stream_settings(app.config.keep_alive()),
         prelude,
