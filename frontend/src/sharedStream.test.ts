@@ -100,6 +100,21 @@ describe('connectSharedReportStream', () => {
     expect(FakeEventSource.open()).toHaveLength(1);
   });
 
+  it('a tab opened after the stream opened but before the snapshot shows it live, then gets the board', async () => {
+    const { open } = browser();
+    open('first');
+    await settle();
+    const es = FakeEventSource.all[0];
+    es.open();
+    const late = open('late');
+    await settle();
+    expect(late.states.at(-1)).toBe('live');
+    expect(late.board.loaded).toBe(false);
+    es.emit('snapshot', [report('a')], '10');
+    await settle();
+    expect(statuses(late)).toEqual(['a:pending']);
+  });
+
   it('when the holder closes, the next tab takes over and resumes from the last event id', async () => {
     const { open } = browser();
     const holder = open('holder');

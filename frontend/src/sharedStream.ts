@@ -144,8 +144,9 @@ export function connectSharedReportStream(options: SharedStreamOptions): () => v
         if (!holding) setConnection(message.state);
         break;
       case 'hello':
-        // Until the holder has a board, the snapshot it receives reaches every tab anyway.
-        if (holding && shadow.loaded) post(syncFor(message.from));
+        // Until the holder has a board, the snapshot it receives reaches every tab
+        // anyway; the connection state it may already have is sent at once.
+        if (holding) post(shadow.loaded ? syncFor(message.from) : { kind: 'connection', state: connection });
         break;
       case 'leader':
         // A new holder: a tab that has no board yet asks it (its first hello may have
