@@ -18,6 +18,8 @@
 # .local/run/, data in .local/kafka/ and .local/dynamodb/, the Python tools' virtual
 # environment in .local/venv/ (Debian's python3 refuses pip installs, PEP 668).
 # `rm -rf .local` after `down` resets everything.
+# Any python3 on PATH will do, Debian's externally-managed one included:
+# pip installs only into .local/venv/.
 #
 # `up` also creates the DynamoDB table `report_status` when it is missing (the same
 # definition as `sse-server init-table`, which the server also runs at start-up);
@@ -181,8 +183,7 @@ log_tail() {
 
 # --- Kafka (tansu) ----------------------------------------------------------------
 
-# The broker is checked and its topics created with tests/kafka_tool.py, which runs in
-# the virtual environment .local/venv (scripts/prereqs.sh creates it when missing).
+# tests/kafka_tool.py runs in .local/venv (see scripts/prereqs.sh).
 ensure_python_kafka() {
     prereqs_python
 }
@@ -292,8 +293,7 @@ ddb_answers() {
     ddb_call ListTables '{}' | grep -q '"TableNames"'
 }
 
-# Java 17 or newer, a JDK (not just the JRE) so that javac can build the loopback
-# launcher; scripts/prereqs.sh installs it or says what to install.
+# A JDK >= 17 (javac builds the loopback launcher); see scripts/prereqs.sh.
 ensure_java() {
     prereqs_java
 }
@@ -415,8 +415,7 @@ svc_status() {
         kafka)
             where=$KAFKA_BROKERS
             if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
-                # status installs nothing: the broker is asked only when .local/venv
-                # already has confluent-kafka.
+                # status installs nothing
                 SSE_PYTHON=$ROOT/.local/venv/bin/python
                 if "$SSE_PYTHON" -c 'import confluent_kafka' >/dev/null 2>&1; then
                     kafka_answers 3 && answers=0
