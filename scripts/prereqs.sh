@@ -96,7 +96,8 @@ prereqs_node() {
     local candidate
     candidate=$(apt_candidate nodejs)
     if [ -n "$candidate" ] && version_at_least "$candidate" "$MIN_NODE"; then
-        prereqs_apt nodejs npm || true
+        prereqs_apt nodejs || true
+        command -v npm >/dev/null 2>&1 || prereqs_apt npm || true
         have=$(node --version 2>/dev/null | sed 's/^v//')
         if [ -n "$have" ] && version_at_least "$have" "$MIN_NODE" && command -v npm >/dev/null 2>&1; then
             return 0
