@@ -63,8 +63,8 @@ pub fn accepted_at(id: String, delivered: usize) -> Response {
         .into_response()
 }
 
-/// `GET /vN/sse?username=NAME` over the hub `hub_of` picks: missed events first,
-/// then live ones. Shared by /v2 and /v3, which differ only in where messages come
+/// `GET /vN/sse?username=NAME` over the hub `hub_of` picks: missed events (or a
+/// `reset`) first, then live ones. Shared by /v2 and /v3, which differ only in where messages come
 /// from.
 pub fn stream_route(hub_of: fn(&AppState) -> &Arc<UserHub>) -> MethodRouter<Arc<AppState>> {
     get(
@@ -73,10 +73,12 @@ pub fn stream_route(hub_of: fn(&AppState) -> &Arc<UserHub>) -> MethodRouter<Arc<
               last: LastEventId,
               Query(query): Query<UserQuery>| async move {
             let username = query.username()?;
-            let mut subscription = hub_of(&app).subscribe(username, last.0, Some(connection));
-            let replay = subscription.take_replay();
+            let mut subscription =
+                hub_of(&app).subscribe(username, last.as_deref(), Some(connection));
+            // A `reset` when the id cannot be resumed exactly, else the missed events.
+            let prelude = subscription.take_prelude(last.as_deref());
             let settings = app.stream_settings(app.config.keep_alive());
-            Ok::<_, ApiError>(sse_response(&settings, replay, subscription))
+            Ok::<_, ApiError>(sse_response(&settings, prelude, subscription))
         },
     )
 }
@@ -88,12 +90,12 @@ async fn message(
 ) -> Result<Response, ApiError> {
     let username = query.username()?;
     let text = message_text(&body)?;
-    let (id, delivered) = app.v2.send(username, None, text);
-    Ok(accepted_at(id.to_string(), delivered))
+    let (id, delivered) = app.v2.send(username, None, text, None).unwrap_or_default();
+    Ok(accepted_at(id, delivered))
 }
 
 async fn broadcast(State(app): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
     let text = message_text(&body)?;
-    let (id, delivered) = app.v2.broadcast(None, text);
-    Ok(accepted_at(id.to_string(), delivered))
+    let (id, delivered) = app.v2.broadcast(None, text, None).unwrap_or_default();
+    Ok(accepted_at(id, delivered))
 }
