@@ -163,7 +163,8 @@ fn end_streams_on_shutdown(app: &Arc<AppState>) {
     });
 }
 
-/// Drops kept events once they are older than `--history-window`.
+/// Drops kept events once they are older than `--history-window`, and keeps the
+/// reader lag gauges current.
 fn start_history_eviction(app: &Arc<AppState>) {
     let app = app.clone();
     tokio::spawn(async move {
@@ -176,6 +177,7 @@ fn start_history_eviction(app: &Arc<AppState>) {
             for hub in [&app.v2, &app.v3, &app.v4] {
                 hub.evict();
             }
+            app.bus.update_lag_gauges();
         }
     });
 }

@@ -18,6 +18,17 @@ pub struct TopicLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReaderLabels {
+    /// The topic read, followed by the group when the readers share one.
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub route: String,
     pub status: u16,
@@ -31,6 +42,9 @@ pub struct Metrics {
     pub overflow_closed: Family<VersionLabel, Counter>,
     pub kafka_consumed: Family<TopicLabel, Counter>,
     pub kafka_malformed: Family<TopicLabel, Counter>,
+    pub kafka_consumer_lag: Family<ReaderLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub v4_commands_rejected: Family<ReasonLabel, Counter>,
+    pub v4_commands_swept: Counter,
     pub dynamodb_errors: Counter,
     pub http_requests: Family<RequestLabels, Counter>,
 }
@@ -63,6 +77,21 @@ impl Metrics {
             "kafka_records_malformed",
             "Kafka records skipped as malformed",
             m.kafka_malformed.clone(),
+        );
+        r.register(
+            "kafka_consumer_lag",
+            "Seconds a Kafka reader is behind: the age of the record it is handling (0 when idle)",
+            m.kafka_consumer_lag.clone(),
+        );
+        r.register(
+            "v4_commands_rejected",
+            "/v4 commands announced as rejected, by reason",
+            m.v4_commands_rejected.clone(),
+        );
+        r.register(
+            "v4_commands_swept",
+            "/v4 commands settled by this instance's sweeper (no outcome seen in time)",
+            m.v4_commands_swept.clone(),
         );
         r.register(
             "dynamodb_errors",

@@ -4,16 +4,18 @@
 //! offsets of `now − since` (offsets for times), and the instance is ready once it
 //! has read up to the end each partition had when it started: that rebuilds the
 //! history every instance keeps for resume. The partitions are assigned directly,
-//! so an instance reads from its first second without waiting for a rebalance. Work-queue topics (`Group::Shared`) use a
-//! consumer group with manual commits after each handled record. Both loops retry
-//! forever: librdkafka reconnects to a broker that comes back by itself.
+//! so an instance reads from its first second without waiting for a rebalance.
+//! Work-queue topics (`Group::Shared`) use a consumer group with manual commits
+//! after each handled record. Both loops retry forever: librdkafka reconnects to a
+//! broker that comes back by itself; a reader task that dies is restarted (see
+//! [`KafkaBus::consume`]). The producer is idempotent (`enable.idempotence`), so a
+//! retried send neither duplicates nor reorders records of a partition.
 
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dashmap::DashMap;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -23,7 +25,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use super::{Backoff, BusError, Group, Record, handle_until_done};
+use super::{
+    Backoff, BusError, Failure, Group, ReaderHealth, Readers, Record, handle_until_done, supervise,
+};
 use crate::metrics::{Metrics, TopicLabel};
 
 /// How long a publish may wait for the broker's acknowledgement.
@@ -38,8 +42,8 @@ pub struct KafkaBus {
     producer: FutureProducer,
     /// Unique per process: names this instance's own consumer group.
     instance: String,
-    /// Readiness per consumer ("topic" → assigned and reading).
-    consumers: DashMap<String, Arc<AtomicBool>>,
+    /// Every reader's health, for readiness and the lag gauge.
+    readers: Readers,
 }
 
 fn client_config(brokers: &str) -> ClientConfig {
@@ -60,13 +64,16 @@ impl KafkaBus {
                 PUBLISH_TIMEOUT.as_millis().to_string(),
             )
             .set("acks", "all")
+            // The broker drops a retried batch it already has and keeps each
+            // partition's records in the order sent: no duplicates, no overtaking.
+            .set("enable.idempotence", "true")
             .set("linger.ms", "1")
             .create()?;
         Ok(KafkaBus {
             brokers: brokers.to_owned(),
             producer,
             instance: uuid::Uuid::new_v4().simple().to_string(),
-            consumers: DashMap::new(),
+            readers: Readers::default(),
         })
     }
 
@@ -100,17 +107,18 @@ impl KafkaBus {
             Ok(Err(e)) => return Err(format!("Kafka at {} does not answer: {e}", self.brokers)),
             Err(e) => return Err(format!("Kafka check failed: {e}")),
         }
-        for consumer in self.consumers.iter() {
-            if !consumer.value().load(Ordering::Relaxed) {
-                return Err(format!(
-                    "the Kafka reader of {} has not caught up with the topic yet",
-                    consumer.key()
-                ));
-            }
-        }
-        Ok(())
+        self.readers.problem().map_or(Ok(()), Err)
     }
 
+    pub fn readers(&self) -> &Readers {
+        &self.readers
+    }
+
+    /// Reads `topic` with `handler`, supervised: a reader that panics or stops is
+    /// restarted. A restarted fan-out reader goes on from the records it handled
+    /// (the hub's cursor: each record either became an event or was skipped), not
+    /// from `now − since` again, so it neither loses nor repeats an event; a
+    /// restarted shared reader goes on from its group's committed offsets.
     pub fn consume<H, F, E>(
         self: &Arc<Self>,
         topic: &str,
@@ -121,88 +129,30 @@ impl KafkaBus {
     ) where
         H: Fn(Record) -> F + Send + Sync + 'static,
         F: Future<Output = Result<(), E>> + Send,
-        E: std::fmt::Display + Send,
+        E: Into<Failure> + Send,
     {
-        // Readiness waits for the fan-out readers only: a record published before
-        // they read would be missed, while commands wait safely in their topic
-        // until the group has handed out its partitions.
-        let ready = Arc::new(AtomicBool::new(false));
-        if matches!(group, Group::EachInstance(_)) {
-            self.consumers.insert(topic.to_owned(), ready.clone());
-        }
+        let (name, fan_out) = match &group {
+            Group::EachInstance(_) => (topic.to_owned(), true),
+            Group::Shared(group) => (format!("{topic} (group {group})"), false),
+        };
+        let health = self.readers.register(name, fan_out, &metrics);
+        let handled: Arc<Mutex<Option<Vec<i64>>>> = Arc::new(Mutex::new(None));
+        let handler = Arc::new(handler);
         let bus = self.clone();
         let topic = topic.to_owned();
-        tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            let Some((consumer, mut catch_up)) =
-                bus.start_consumer(&topic, &group, &shutdown).await
-            else {
-                return;
+        let reader_health = health.clone();
+        supervise(health, shutdown.clone(), move || {
+            let reader = Reader {
+                bus: bus.clone(),
+                topic: topic.clone(),
+                group: group.clone(),
+                metrics: metrics.clone(),
+                shutdown: shutdown.clone(),
+                health: reader_health.clone(),
+                handled: handled.clone(),
             };
-            let caught_up_after = |records: u64| {
-                ready.store(true, Ordering::Relaxed);
-                if records > 0 {
-                    tracing::info!(
-                        topic,
-                        records,
-                        "caught up with the topic in {:.1?}",
-                        started.elapsed()
-                    );
-                }
-            };
-            let mut replayed = 0u64;
-            if catch_up.done() {
-                caught_up_after(0);
-            }
-            let consumed = metrics
-                .kafka_consumed
-                .get_or_create(&TopicLabel {
-                    topic: topic.clone(),
-                })
-                .clone();
-            let commit = matches!(group, Group::Shared(_));
-            loop {
-                let message = tokio::select! {
-                    m = consumer.recv() => m,
-                    _ = shutdown.cancelled() => return,
-                };
-                match message {
-                    Ok(message) => {
-                        consumed.inc();
-                        let record = Record {
-                            key: message.key().map(<[u8]>::to_vec),
-                            payload: message.payload().unwrap_or_default().to_vec(),
-                            partition: message.partition(),
-                            offset: message.offset(),
-                        };
-                        let (partition, offset) = (record.partition, record.offset);
-                        if !handle_until_done(&handler, record, &shutdown).await {
-                            return;
-                        }
-                        if !catch_up.done() {
-                            replayed += 1;
-                            if catch_up.read(partition, offset) {
-                                caught_up_after(replayed);
-                            }
-                        }
-                        if commit
-                            && let Err(e) = consumer.commit_message(&message, CommitMode::Async)
-                        {
-                            tracing::warn!(topic, "commit failed (record may be re-read): {e}");
-                        }
-                    }
-                    // librdkafka reconnects by itself; its errors are reports,
-                    // queued while the broker was away. Waiting long on each
-                    // would only delay reading once the broker is back.
-                    Err(e) => {
-                        tracing::warn!(
-                            topic,
-                            "Kafka consumer error (librdkafka keeps retrying): {e}"
-                        );
-                        tokio::time::sleep(ERROR_PAUSE).await;
-                    }
-                }
-            }
+            let handler = handler.clone();
+            async move { reader.run(&*handler).await }
         });
     }
 
@@ -211,11 +161,12 @@ impl KafkaBus {
         &self,
         topic: &str,
         group: &Group,
+        handled: Option<Vec<i64>>,
         shutdown: &CancellationToken,
     ) -> Option<(Arc<StreamConsumer>, CatchUp)> {
         let mut backoff = Backoff::default();
         loop {
-            match self.try_start_consumer(topic, group).await {
+            match self.try_start_consumer(topic, group, handled.clone()).await {
                 Ok(started) => {
                     tracing::info!(topic, ?group, "Kafka consumer started");
                     return Some(started);
@@ -234,6 +185,7 @@ impl KafkaBus {
         &self,
         topic: &str,
         group: &Group,
+        handled: Option<Vec<i64>>,
     ) -> anyhow::Result<(Arc<StreamConsumer>, CatchUp)> {
         self.create_topic(topic).await?;
         let group_id = match group {
@@ -256,9 +208,12 @@ impl KafkaBus {
             Group::EachInstance(fan_out) => {
                 let c = consumer.clone();
                 let topic = topic.to_owned();
-                let since = fan_out.since;
+                let start = match handled {
+                    Some(next) => Start::At(next),
+                    None => Start::Since(fan_out.since),
+                };
                 let catch_up =
-                    tokio::task::spawn_blocking(move || assign_from(&c, &topic, since)).await??;
+                    tokio::task::spawn_blocking(move || assign_from(&c, &topic, start)).await??;
                 (fan_out.reading_from)(&catch_up.starts);
                 catch_up
             }
@@ -283,6 +238,125 @@ impl KafkaBus {
             }
         }
         Ok(())
+    }
+}
+
+/// One run of a supervised reader: what it needs to (re)start and to record its
+/// progress.
+struct Reader {
+    bus: Arc<KafkaBus>,
+    topic: String,
+    group: Group,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    health: Arc<ReaderHealth>,
+    /// Fan-out: the next offset per partition after the records handled so far,
+    /// kept across restarts (`None` before the first start).
+    handled: Arc<Mutex<Option<Vec<i64>>>>,
+}
+
+impl Reader {
+    async fn run<H, F, E>(self, handler: &H)
+    where
+        H: Fn(Record) -> F,
+        F: Future<Output = Result<(), E>>,
+        E: Into<Failure>,
+    {
+        let Reader {
+            bus,
+            topic,
+            group,
+            metrics,
+            shutdown,
+            health,
+            handled,
+        } = self;
+        let fan_out = matches!(group, Group::EachInstance(_));
+        health.caught_up.store(!fan_out, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let resume_at = handled.lock().ok().and_then(|h| h.clone());
+        let Some((consumer, mut catch_up)) = bus
+            .start_consumer(&topic, &group, resume_at, &shutdown)
+            .await
+        else {
+            return;
+        };
+        if fan_out && let Ok(mut handled) = handled.lock() {
+            *handled = Some(catch_up.starts.clone());
+        }
+        let caught_up_after = |records: u64| {
+            health.caught_up.store(true, Ordering::Relaxed);
+            if records > 0 {
+                tracing::info!(
+                    topic,
+                    records,
+                    "caught up with the topic in {:.1?}",
+                    started.elapsed()
+                );
+            }
+        };
+        let mut replayed = 0u64;
+        if catch_up.done() {
+            caught_up_after(0);
+        }
+        let consumed = metrics
+            .kafka_consumed
+            .get_or_create(&TopicLabel {
+                topic: topic.clone(),
+            })
+            .clone();
+        loop {
+            let message = tokio::select! {
+                m = consumer.recv() => m,
+                _ = shutdown.cancelled() => return,
+            };
+            match message {
+                Ok(message) => {
+                    consumed.inc();
+                    let record = Record {
+                        key: message.key().map(<[u8]>::to_vec),
+                        payload: message.payload().unwrap_or_default().to_vec(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        timestamp_ms: message.timestamp().to_millis(),
+                    };
+                    let (partition, offset) = (record.partition, record.offset);
+                    health.handling(record.timestamp_ms);
+                    if !handle_until_done(handler, record, &topic, &metrics, &shutdown).await {
+                        return;
+                    }
+                    health.idle();
+                    if fan_out
+                        && let Ok(mut handled) = handled.lock()
+                        && let Some(next) = handled
+                            .as_mut()
+                            .and_then(|h| h.get_mut(usize::try_from(partition).ok()?))
+                    {
+                        *next = offset + 1;
+                    }
+                    if !catch_up.done() {
+                        replayed += 1;
+                        if catch_up.read(partition, offset) {
+                            caught_up_after(replayed);
+                        }
+                    }
+                    if !fan_out && let Err(e) = consumer.commit_message(&message, CommitMode::Async)
+                    {
+                        tracing::warn!(topic, "commit failed (record may be re-read): {e}");
+                    }
+                }
+                // librdkafka reconnects by itself; its errors are reports,
+                // queued while the broker was away. Waiting long on each
+                // would only delay reading once the broker is back.
+                Err(e) => {
+                    tracing::warn!(
+                        topic,
+                        "Kafka consumer error (librdkafka keeps retrying): {e}"
+                    );
+                    tokio::time::sleep(ERROR_PAUSE).await;
+                }
+            }
+        }
     }
 }
 
@@ -314,9 +388,17 @@ impl CatchUp {
     }
 }
 
-/// Assigns every partition of `topic` at the first offset of the last `since`
-/// (its end when nothing is that recent).
-fn assign_from(consumer: &StreamConsumer, topic: &str, since: Duration) -> anyhow::Result<CatchUp> {
+/// Where a fan-out reader starts.
+enum Start {
+    /// At the first record of the last `since` (a new reader).
+    Since(Duration),
+    /// At these next offsets per partition (a restarted reader).
+    At(Vec<i64>),
+}
+
+/// Assigns every partition of `topic` at `start`: the first offset of the last
+/// `since` (the end when nothing is that recent), or the given next offsets.
+fn assign_from(consumer: &StreamConsumer, topic: &str, start: Start) -> anyhow::Result<CatchUp> {
     let timeout = Duration::from_secs(5);
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let partitions = metadata
@@ -334,31 +416,40 @@ fn assign_from(consumer: &StreamConsumer, topic: &str, since: Duration) -> anyho
         starts: vec![0; count],
         ends: vec![i64::MIN; count],
     };
-    let from_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .saturating_sub(since)
-        .as_millis() as i64;
-    let mut query = TopicPartitionList::new();
-    for &partition in &partitions {
-        query.add_partition_offset(topic, partition, Offset::Offset(from_ms))?;
-    }
-    let found = if since.is_zero() {
-        None
-    } else {
-        Some(consumer.offsets_for_times(query, timeout)?)
+    let found = match &start {
+        Start::Since(since) if !since.is_zero() => {
+            let from_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .saturating_sub(*since)
+                .as_millis() as i64;
+            let mut query = TopicPartitionList::new();
+            for &partition in &partitions {
+                query.add_partition_offset(topic, partition, Offset::Offset(from_ms))?;
+            }
+            Some(consumer.offsets_for_times(query, timeout)?)
+        }
+        _ => None,
     };
     let mut assignment = TopicPartitionList::new();
     for partition in partitions {
         let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
-        let start = match found
-            .as_ref()
-            .and_then(|f| f.find_partition(topic, partition))
-            .map(|e| e.offset())
-        {
-            Some(Offset::Offset(offset)) => offset.clamp(low, high),
-            // Nothing that recent (or no answer): start at the end.
-            _ => high,
+        let start = match &start {
+            // A partition the reader had not seen yet is read from its beginning.
+            Start::At(next) => next
+                .get(partition as usize)
+                .copied()
+                .unwrap_or(low)
+                .clamp(low, high),
+            Start::Since(_) => match found
+                .as_ref()
+                .and_then(|f| f.find_partition(topic, partition))
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(offset)) => offset.clamp(low, high),
+                // Nothing that recent (or no answer): start at the end.
+                _ => high,
+            },
         };
         let p = partition as usize;
         catch_up.starts[p] = start;

@@ -1,15 +1,19 @@
 //! The in-process bus: one instance, so every topic has exactly one reader per
 //! registered handler, and publishing means handing the record to those readers.
+//!
+//! Readers are supervised like Kafka's: the record being handled is kept aside, so
+//! a reader that panics and is restarted handles it again instead of losing it.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{BusError, Record, handle_until_done};
+use super::{BusError, Failure, Readers, Record, handle_until_done, supervise};
+use crate::metrics::Metrics;
 
 /// Records waiting for a slow handler before publishers are made to wait.
 const TOPIC_QUEUE: usize = 10_000;
@@ -18,6 +22,7 @@ const TOPIC_QUEUE: usize = 10_000;
 pub struct MemoryBus {
     readers: Arc<DashMap<String, Vec<mpsc::Sender<Record>>>>,
     offsets: Arc<AtomicI64>,
+    health: Readers,
 }
 
 impl MemoryBus {
@@ -33,6 +38,7 @@ impl MemoryBus {
             payload: payload.to_vec(),
             partition: 0,
             offset,
+            timestamp_ms: None,
         };
         let readers = self
             .readers
@@ -48,23 +54,63 @@ impl MemoryBus {
         Ok((0, offset))
     }
 
-    pub fn consume<H, F, E>(&self, topic: &str, shutdown: CancellationToken, handler: H)
-    where
+    pub fn readers(&self) -> &Readers {
+        &self.health
+    }
+
+    pub fn consume<H, F, E>(
+        &self,
+        topic: &str,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+        handler: H,
+    ) where
         H: Fn(Record) -> F + Send + Sync + 'static,
         F: Future<Output = Result<(), E>> + Send,
-        E: std::fmt::Display + Send,
+        E: Into<Failure> + Send,
     {
-        let (tx, mut rx) = mpsc::channel(TOPIC_QUEUE);
-        self.readers.entry(topic.to_owned()).or_default().push(tx);
-        tokio::spawn(async move {
-            loop {
-                let record = tokio::select! {
-                    r = rx.recv() => r,
-                    _ = shutdown.cancelled() => None,
-                };
-                let Some(record) = record else { return };
-                if !handle_until_done(&handler, record, &shutdown).await {
-                    return;
+        let (tx, rx) = mpsc::channel(TOPIC_QUEUE);
+        let mut readers = self.readers.entry(topic.to_owned()).or_default();
+        let name = format!("{topic} (in-process reader {})", readers.len() + 1);
+        readers.push(tx);
+        drop(readers);
+        let health = self.health.register(name, false, &metrics);
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        // The record being handled: taken again first by a restarted reader.
+        let in_flight: Arc<Mutex<Option<Record>>> = Arc::new(Mutex::new(None));
+        let handler = Arc::new(handler);
+        let topic = topic.to_owned();
+        let reader_health = health.clone();
+        supervise(health, shutdown.clone(), move || {
+            let (rx, in_flight, handler) = (rx.clone(), in_flight.clone(), handler.clone());
+            let (topic, metrics, shutdown) = (topic.clone(), metrics.clone(), shutdown.clone());
+            let health = reader_health.clone();
+            async move {
+                let mut rx = rx.lock().await;
+                loop {
+                    let retry = in_flight.lock().ok().and_then(|mut r| r.take());
+                    let record = match retry {
+                        Some(record) => record,
+                        None => {
+                            let record = tokio::select! {
+                                r = rx.recv() => r,
+                                _ = shutdown.cancelled() => None,
+                            };
+                            let Some(record) = record else { return };
+                            record
+                        }
+                    };
+                    if let Ok(mut slot) = in_flight.lock() {
+                        *slot = Some(record.clone());
+                    }
+                    health.handling(record.timestamp_ms);
+                    if !handle_until_done(&*handler, record, &topic, &metrics, &shutdown).await {
+                        return;
+                    }
+                    health.idle();
+                    if let Ok(mut slot) = in_flight.lock() {
+                        *slot = None;
+                    }
                 }
             }
         });

@@ -2,20 +2,31 @@
 //! an in-process channel otherwise (the embedded default).
 //!
 //! /v3 and /v4 only see this module's [`Bus`]: they publish records and register a
-//! handler per topic. A handler that fails is retried on the same record (with
-//! backoff) and the record is committed only after it succeeded, so a write that
-//! was acknowledged to a client is never skipped.
+//! handler per topic. A handler says how it failed ([`Failure`]): a transient
+//! failure is retried on the same record (backoff with jitter) and the record is
+//! committed only after it succeeded, so a write that was acknowledged to a client
+//! is never skipped; a permanent one (a record that can never be handled) is logged,
+//! counted as malformed and passed, so it never stalls its partition.
+//!
+//! Every reader runs supervised ([`supervise`]): a reader task that panics or
+//! returns is logged and restarted with backoff, and while one is down, catching
+//! up, or handling a record more than [`LAG_LIMIT`] old, [`Bus::ready`] names it
+//! (so `/readyz` answers 503). The `kafka_consumer_lag` gauge shows how far behind
+//! each reader is, in seconds.
 
 mod kafka;
 mod memory;
 
+use std::any::Any;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ReaderLabels};
 
 pub use kafka::{KafkaBus, produce_lines};
 pub use memory::MemoryBus;
@@ -27,6 +38,8 @@ pub struct Record {
     pub payload: Vec<u8>,
     pub partition: i32,
     pub offset: i64,
+    /// When the record was written (ms since the epoch), when the bus knows.
+    pub timestamp_ms: Option<i64>,
 }
 
 impl Record {
@@ -140,44 +153,83 @@ impl Bus {
     ) where
         H: Fn(Record) -> F + Send + Sync + 'static,
         F: Future<Output = Result<(), E>> + Send,
-        E: std::fmt::Display + Send,
+        E: Into<Failure> + Send,
     {
         match self {
-            Bus::Memory(bus) => bus.consume(topic, shutdown, handler),
+            Bus::Memory(bus) => bus.consume(topic, metrics, shutdown, handler),
             Bus::Kafka(bus) => bus.consume(topic, group, metrics, shutdown, handler),
         }
     }
 
-    /// `Err` names what is not ready (broker unreachable, consumer not assigned).
+    /// `Err` names what is not ready (broker unreachable, a reader down, catching
+    /// up or behind).
     pub async fn ready(&self) -> Result<(), String> {
         match self {
-            Bus::Memory(_) => Ok(()),
+            Bus::Memory(bus) => bus.readers().problem().map_or(Ok(()), Err),
             Bus::Kafka(bus) => bus.ready().await,
+        }
+    }
+
+    /// Refreshes the `kafka_consumer_lag` gauges (called every second).
+    pub fn update_lag_gauges(&self) {
+        match self {
+            Bus::Memory(bus) => bus.readers().update_gauges(),
+            Bus::Kafka(bus) => bus.readers().update_gauges(),
         }
     }
 }
 
-/// Calls `handler` until it succeeds or shutdown, waiting longer after each failure.
-/// Returns `false` when interrupted by shutdown.
+/// How a handler failed on a record.
+#[derive(Debug)]
+pub enum Failure {
+    /// Worth retrying (a service is unreachable): the record is handled again.
+    Transient(String),
+    /// Can never succeed (the record is malformed): logged, counted, passed.
+    Permanent(String),
+}
+
+impl From<std::convert::Infallible> for Failure {
+    fn from(never: std::convert::Infallible) -> Failure {
+        match never {}
+    }
+}
+
+/// Calls `handler` until it succeeds, fails permanently, or shutdown; waits longer
+/// after each transient failure. Returns `false` when interrupted by shutdown.
 async fn handle_until_done<H, F, E>(
     handler: &H,
     record: Record,
+    topic: &str,
+    metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> bool
 where
     H: Fn(Record) -> F,
     F: Future<Output = Result<(), E>>,
-    E: std::fmt::Display + Send,
+    E: Into<Failure>,
 {
+    #[cfg(debug_assertions)]
+    test_hook::panic_once_on(&record.payload);
     let mut backoff = Backoff::default();
     loop {
-        match handler(record.clone()).await {
+        match handler(record.clone()).await.map_err(Into::into) {
             Ok(()) => return true,
-            Err(e) => {
+            Err(Failure::Permanent(why)) => {
                 tracing::warn!(
+                    topic,
                     partition = record.partition,
                     offset = record.offset,
-                    "handling a record failed, will retry: {e}"
+                    "skipping a record that can never be handled: {why}"
+                );
+                metrics.malformed(topic);
+                return true;
+            }
+            Err(Failure::Transient(why)) => {
+                tracing::warn!(
+                    topic,
+                    partition = record.partition,
+                    offset = record.offset,
+                    "handling a record failed, will retry: {why}"
                 );
                 if !backoff.wait(shutdown).await {
                     return false;
@@ -187,24 +239,232 @@ where
     }
 }
 
-/// Exponential backoff from 100 ms to 5 s, interruptible by shutdown.
+/// A test hook, compiled into debug builds only: with
+/// `SSE_TEST_PANIC_ONCE=<text>` set, the first record whose payload contains
+/// `<text>` makes its reader panic (once per process), so tests can watch a
+/// reader being restarted.
+#[cfg(debug_assertions)]
+mod test_hook {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static PANICKED: AtomicBool = AtomicBool::new(false);
+
+    pub fn panic_once_on(payload: &[u8]) {
+        let Some(trigger) = std::env::var_os("SSE_TEST_PANIC_ONCE") else {
+            return;
+        };
+        let trigger = trigger.as_encoded_bytes();
+        if !trigger.is_empty()
+            && payload.windows(trigger.len()).any(|w| w == trigger)
+            && !PANICKED.swap(true, Ordering::SeqCst)
+        {
+            panic!("SSE_TEST_PANIC_ONCE: test hook triggered");
+        }
+    }
+}
+
+/// A reader is "behind" when the record it is handling is older than this.
+pub const LAG_LIMIT: Duration = Duration::from_secs(5);
+
+/// The first wait before a failed reader is restarted (doubling up to 30 s).
+const FIRST_RESTART_DELAY: Duration = Duration::from_secs(2);
+
+/// A reader that ran this long before failing starts its backoff afresh.
+const STABLE_RUN: Duration = Duration::from_secs(60);
+
+/// How one reader is doing, for `/readyz` and the lag gauge.
+pub struct ReaderHealth {
+    /// "topic" for a fan-out reader, "topic (group)" for a shared one.
+    name: String,
+    running: AtomicBool,
+    /// A fan-out reader is not ready until it has read what its topic held when
+    /// it (re)started; a shared reader is always "caught up".
+    caught_up: AtomicBool,
+    /// Kafka timestamp (ms) of the record being handled; 0 when idle.
+    handling: AtomicI64,
+    last_failure: Mutex<Option<String>>,
+    lag: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+impl ReaderHealth {
+    fn new(name: String, fan_out: bool, metrics: &Metrics) -> ReaderHealth {
+        let lag = metrics
+            .kafka_consumer_lag
+            .get_or_create(&ReaderLabels {
+                topic: name.clone(),
+            })
+            .clone();
+        ReaderHealth {
+            name,
+            running: AtomicBool::new(true),
+            caught_up: AtomicBool::new(!fan_out),
+            handling: AtomicI64::new(0),
+            last_failure: Mutex::new(None),
+            lag,
+        }
+    }
+
+    /// Notes the record now being handled (its timestamp, ms since the epoch).
+    fn handling(&self, timestamp_ms: Option<i64>) {
+        let stamp = timestamp_ms.filter(|&t| t > 0).unwrap_or_else(now_ms);
+        self.handling.store(stamp, Ordering::Relaxed);
+    }
+
+    fn idle(&self) {
+        self.handling.store(0, Ordering::Relaxed);
+    }
+
+    /// How far behind the reader is: the age of the record it is handling.
+    fn behind(&self) -> Duration {
+        match self.handling.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => Duration::from_millis(u64::try_from(now_ms() - since).unwrap_or(0)),
+        }
+    }
+
+    /// What keeps this reader from being ready, if anything.
+    fn problem(&self) -> Option<String> {
+        let behind = self.behind();
+        self.lag.set(behind.as_secs_f64());
+        if !self.running.load(Ordering::Relaxed) {
+            let why = self
+                .last_failure
+                .lock()
+                .ok()
+                .and_then(|f| f.clone())
+                .unwrap_or_default();
+            return Some(format!(
+                "the Kafka reader of {} is down ({why}) and being restarted",
+                self.name
+            ));
+        }
+        if !self.caught_up.load(Ordering::Relaxed) {
+            return Some(format!(
+                "the Kafka reader of {} has not caught up with the topic yet",
+                self.name
+            ));
+        }
+        if behind > LAG_LIMIT {
+            return Some(format!(
+                "the Kafka reader of {} is {:.0?} behind",
+                self.name, behind
+            ));
+        }
+        None
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Every reader of one bus, by name.
+#[derive(Clone, Default)]
+pub struct Readers(Arc<DashMap<String, Arc<ReaderHealth>>>);
+
+impl Readers {
+    fn register(&self, name: String, fan_out: bool, metrics: &Metrics) -> Arc<ReaderHealth> {
+        let health = Arc::new(ReaderHealth::new(name.clone(), fan_out, metrics));
+        self.0.insert(name, health.clone());
+        health
+    }
+
+    /// The first reader that is down, catching up or behind, by name.
+    fn problem(&self) -> Option<String> {
+        self.0.iter().find_map(|reader| reader.problem())
+    }
+
+    /// Keeps the lag gauges current even while nobody asks `/readyz`.
+    fn update_gauges(&self) {
+        for reader in self.0.iter() {
+            reader.lag.set(reader.behind().as_secs_f64());
+        }
+    }
+}
+
+/// Runs `run` as a task, and again (after a growing pause) whenever it panics or
+/// returns before shutdown; `health` says meanwhile that the reader is down.
+fn supervise<R, F>(health: Arc<ReaderHealth>, shutdown: CancellationToken, mut run: R)
+where
+    R: FnMut() -> F + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut backoff = Backoff::starting_at(FIRST_RESTART_DELAY, Duration::from_secs(30));
+        loop {
+            health.running.store(true, Ordering::Relaxed);
+            let started = Instant::now();
+            let ended = tokio::spawn(run()).await;
+            if shutdown.is_cancelled() {
+                return;
+            }
+            health.running.store(false, Ordering::Relaxed);
+            health.idle();
+            let why = match ended {
+                Ok(()) => "its task returned".to_owned(),
+                Err(e) if e.is_panic() => format!("panicked: {}", panic_message(e.into_panic())),
+                Err(e) => format!("its task failed: {e}"),
+            };
+            if started.elapsed() > STABLE_RUN {
+                backoff = Backoff::starting_at(FIRST_RESTART_DELAY, Duration::from_secs(30));
+            }
+            tracing::error!(
+                reader = health.name,
+                "Kafka reader stopped ({why}); restarting it in {:?}",
+                backoff.0
+            );
+            if let Ok(mut last) = health.last_failure.lock() {
+                *last = Some(why);
+            }
+            if !backoff.wait(&shutdown).await {
+                return;
+            }
+            tracing::info!(reader = health.name, "restarting the reader");
+        }
+    });
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-text panic".to_owned())
+}
+
+/// Exponential backoff (100 ms to 5 s by default) with ±25 % jitter, so readers
+/// and instances that failed together do not retry in lockstep; interruptible by
+/// shutdown.
 #[derive(Debug)]
-struct Backoff(Duration);
+struct Backoff(Duration, Duration);
 
 impl Default for Backoff {
     fn default() -> Backoff {
-        Backoff(Duration::from_millis(100))
+        Backoff::starting_at(Duration::from_millis(100), Duration::from_secs(5))
     }
 }
 
 impl Backoff {
-    /// Sleeps for the current delay and doubles it. `false` when shut down instead.
+    fn starting_at(first: Duration, max: Duration) -> Backoff {
+        Backoff(first, max)
+    }
+
+    /// Sleeps for about the current delay and doubles it. `false` when shut down
+    /// instead.
     async fn wait(&mut self, shutdown: &CancellationToken) -> bool {
-        let delay = self.0;
-        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+        let delay = jitter(self.0);
+        self.0 = (self.0 * 2).min(self.1);
         tokio::select! {
             _ = tokio::time::sleep(delay) => true,
             _ = shutdown.cancelled() => false,
         }
     }
+}
+
+/// `delay` scaled by a random factor in [0.75, 1.25).
+fn jitter(delay: Duration) -> Duration {
+    let random = uuid::Uuid::new_v4().as_u128() as u16;
+    delay.mul_f64(0.75 + f64::from(random) / f64::from(u16::MAX) / 2.0)
 }

@@ -2,10 +2,21 @@
 //!
 //! Table (SPEC): partition key `report_id` (S), global secondary index
 //! `UserIdIndex` on `user_id` (S) with projection ALL; attributes `status`,
-//! `created_at`, `updated_at` (RFC 3339), `version` (N), and `last_command`, the id
-//! of the last applied command, which makes a re-delivered command harmless.
-//! A status change is one conditional `UpdateItem`: it only happens when the
-//! status is still the one the transition starts from.
+//! `created_at`, `updated_at` (RFC 3339), `version` (N, bumped by every change),
+//! and `applied_commands` (L of S), the ids of the last 16 commands applied, oldest
+//! first, which makes a re-delivered command harmless however late it comes
+//! (`last_command` (S), written by earlier versions, is read as a one-id list).
+//!
+//! A status change reads the item (consistent read), then writes it with one
+//! `UpdateItem` conditional on the version it read, so it only happens when
+//! nothing changed in between. Lists take report ids from the `UserIdIndex` GSI
+//! (only eventually consistent on real DynamoDB) and then read the items with
+//! `BatchGetItem` consistent reads, so a snapshot never shows a status older than
+//! one already announced.
+//!
+//! Errors are classified ([`StoreError`]): `ResourceNotFoundException`, access
+//! denied, validation errors and items this server cannot read are permanent;
+//! anything else (unreachable, timeouts, throttling) is transient.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,19 +28,27 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{Credentials, Region};
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ReturnValue, ScalarAttributeType,
+    KeyType, KeysAndAttributes, Projection, ProjectionType, ReturnValue, ScalarAttributeType,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::report::{Report, Status};
-use super::store::{ChangeOutcome, ReportStore, StatusChange, StoreError};
+use super::store::{
+    ChangeOutcome, Permanent, ReportStore, StatusChange, StoreError, remember_command,
+};
 use crate::metrics::Metrics;
 
 pub const USER_INDEX: &str = "UserIdIndex";
+/// Keys per `BatchGetItem` call (DynamoDB's limit).
+const BATCH_GET_KEYS: usize = 100;
+/// Rounds of `UnprocessedKeys` (throttling) before a list gives up as unavailable.
+const BATCH_GET_ROUNDS: u32 = 8;
+/// Times a status change re-reads an item that changed between its read and write.
+const CHANGE_ATTEMPTS: usize = 4;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -130,13 +149,93 @@ impl DynamoStore {
         }
     }
 
-    fn fail<E: std::error::Error + 'static>(&self, what: &str, e: E) -> StoreError {
+    /// Counts, logs and classifies a failed call.
+    fn fail<E, R>(&self, what: &str, e: SdkError<E, R>) -> StoreError
+    where
+        E: std::error::Error + ProvideErrorMetadata + 'static,
+        R: std::fmt::Debug + 'static,
+    {
         self.metrics.dynamodb_errors.inc();
-        tracing::warn!("DynamoDB {what} failed: {}", DisplayErrorContext(&e));
-        StoreError::Unavailable(format!(
-            "DynamoDB {what} failed: {}",
-            DisplayErrorContext(e)
-        ))
+        let permanent = match &e {
+            SdkError::ServiceError(service) => permanent_kind(service.err().code()),
+            _ => None,
+        };
+        let detail = format!("DynamoDB {what} failed: {}", DisplayErrorContext(&e));
+        tracing::warn!("{detail}");
+        match permanent {
+            Some(kind) => StoreError::Permanent { kind, detail },
+            None => StoreError::Unavailable(detail),
+        }
+    }
+
+    /// Reads an item whatever it holds (consistent read).
+    async fn get_item(&self, report_id: Uuid) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("report_id", s(report_id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.fail("GetItem", e))?;
+        Ok(out.item().cloned())
+    }
+
+    /// The items of `ids`, read consistently (`BatchGetItem`), in no given order.
+    async fn batch_get(&self, ids: &[String]) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_GET_KEYS) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|id| HashMap::from([("report_id".to_owned(), s(id.clone()))]))
+                .collect();
+            let mut request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Unavailable(format!("BatchGetItem request: {e}")))?;
+            let mut round = 0;
+            loop {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| self.fail("BatchGetItem", e))?;
+                if let Some(found) = out.responses().and_then(|r| r.get(&self.table)) {
+                    items.extend(found.iter().cloned());
+                }
+                match out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                    Some(rest) if !rest.keys().is_empty() => {
+                        round += 1;
+                        if round >= BATCH_GET_ROUNDS {
+                            return Err(StoreError::Unavailable(
+                                "DynamoDB keeps throttling BatchGetItem".into(),
+                            ));
+                        }
+                        tokio::time::sleep(Duration::from_millis(50 << round)).await;
+                        request = rest.clone();
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(items)
+    }
+}
+
+/// The permanent failures among DynamoDB's error codes; `None`: worth retrying.
+fn permanent_kind(code: Option<&str>) -> Option<Permanent> {
+    match code? {
+        "ResourceNotFoundException" => Some(Permanent::MissingTable),
+        "AccessDeniedException"
+        | "UnrecognizedClientException"
+        | "MissingAuthenticationTokenException"
+        | "InvalidSignatureException" => Some(Permanent::AccessDenied),
+        "ValidationException" => Some(Permanent::InvalidRequest),
+        _ => None,
     }
 }
 
@@ -152,50 +251,79 @@ fn to_item(report: &Report) -> Item {
             AttributeValue::N(report.version.to_string()),
         ),
     ]);
-    if let Some(command) = report.last_command {
-        item.insert("last_command".into(), s(command.to_string()));
+    if !report.applied_commands.is_empty() {
+        item.insert(
+            "applied_commands".into(),
+            applied_list(&report.applied_commands),
+        );
     }
     item
+}
+
+fn applied_list(ids: &[Uuid]) -> AttributeValue {
+    AttributeValue::L(ids.iter().map(|id| s(id.to_string())).collect())
 }
 
 fn s(value: String) -> AttributeValue {
     AttributeValue::S(value)
 }
 
-/// Reads an item back; an item this server did not write is reported, not trusted.
+/// Reads an item back; an item this server cannot read is a permanent error
+/// naming what is wrong with it, never a guess.
 fn from_item(item: &Item) -> Result<Report, StoreError> {
     let text = |name: &str| {
         item.get(name)
             .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| StoreError::Unavailable(format!("item without `{name}`")))
+            .ok_or_else(|| StoreError::unreadable(format!("item without a string `{name}`")))
     };
     let uuid = |name: &str| {
         text(name)?
             .parse::<Uuid>()
-            .map_err(|_| StoreError::Unavailable(format!("`{name}` is not a UUID")))
+            .map_err(|_| StoreError::unreadable(format!("`{name}` is not a UUID")))
     };
     let time = |name: &str| {
         DateTime::parse_from_rfc3339(text(name)?)
             .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| StoreError::Unavailable(format!("`{name}` is not RFC 3339")))
+            .map_err(|_| StoreError::unreadable(format!("`{name}` is not RFC 3339")))
     };
+    let version = match item.get("version") {
+        None => 0,
+        Some(v) => v
+            .as_n()
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| StoreError::unreadable("`version` is not a whole number"))?,
+    };
+    let mut applied_commands = Vec::new();
+    if let Some(legacy) = item.get("last_command") {
+        applied_commands.push(
+            legacy
+                .as_s()
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| StoreError::unreadable("`last_command` is not a UUID"))?,
+        );
+    }
+    if let Some(list) = item.get("applied_commands") {
+        let list = list
+            .as_l()
+            .map_err(|_| StoreError::unreadable("`applied_commands` is not a list"))?;
+        applied_commands = list
+            .iter()
+            .map(|v| v.as_s().ok().and_then(|v| v.parse().ok()))
+            .collect::<Option<Vec<Uuid>>>()
+            .ok_or_else(|| StoreError::unreadable("`applied_commands` holds a non-UUID"))?;
+    }
     Ok(Report {
         user_id: uuid("user_id")?,
         report_id: uuid("report_id")?,
         report_status: text("status")?
             .parse::<Status>()
-            .map_err(|_| StoreError::Unavailable("unknown `status` in the table".into()))?,
+            .map_err(|_| StoreError::unreadable("unknown `status`"))?,
         created_at: time("created_at")?,
         updated_at: time("updated_at")?,
-        version: item
-            .get("version")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-        last_command: item
-            .get("last_command")
-            .and_then(|v| v.as_s().ok())
-            .and_then(|v| v.parse().ok()),
+        version,
+        applied_commands,
     })
 }
 
@@ -228,84 +356,111 @@ impl ReportStore for DynamoStore {
     }
 
     async fn get(&self, report_id: Uuid) -> Result<Option<Report>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("report_id", s(report_id.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.fail("GetItem", e))?;
-        out.item().map(from_item).transpose()
+        self.get_item(report_id)
+            .await?
+            .as_ref()
+            .map(from_item)
+            .transpose()
     }
 
     async fn list(&self, user_id: Uuid) -> Result<Vec<Report>, StoreError> {
-        let items: Vec<Item> = self
+        let keys: Vec<Item> = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(USER_INDEX)
             .key_condition_expression("user_id = :u")
             .expression_attribute_values(":u", s(user_id.to_string()))
+            .projection_expression("report_id")
             .into_paginator()
             .items()
             .send()
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| self.fail("Query", e))?;
-        let mut reports = items.iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
+        let ids: Vec<String> = keys
+            .iter()
+            .filter_map(|k| k.get("report_id").and_then(|v| v.as_s().ok()).cloned())
+            .collect();
+        let mut reports = Vec::with_capacity(ids.len());
+        for item in self.batch_get(&ids).await? {
+            match from_item(&item) {
+                // The index may lag behind a move to another user: trust the item.
+                Ok(report) if report.user_id == user_id => reports.push(report),
+                Ok(_) => {}
+                // One damaged item must not hide the user's whole board.
+                Err(e) => {
+                    self.metrics.dynamodb_errors.inc();
+                    tracing::warn!(%user_id, "leaving an item out of the list: {e}");
+                }
+            }
+        }
         reports.sort_by_key(|r| (r.created_at, r.report_id));
         Ok(reports)
     }
 
     async fn change_status(&self, change: &StatusChange) -> Result<ChangeOutcome, StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("report_id", s(change.report_id.to_string()))
-            .condition_expression(
-                "attribute_exists(report_id) AND #status = :from AND version = :expected",
-            )
-            .update_expression(
-                "SET #status = :to, updated_at = :now, version = :next, last_command = :command",
-            )
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":from", s(change.from.to_string()))
-            .expression_attribute_values(":to", s(change.to.to_string()))
-            .expression_attribute_values(":now", s(Utc::now().to_rfc3339()))
-            .expression_attribute_values(
-                ":expected",
-                AttributeValue::N(change.expected_version.to_string()),
-            )
-            .expression_attribute_values(
-                ":next",
-                AttributeValue::N((change.expected_version + 1).to_string()),
-            )
-            .expression_attribute_values(":command", s(change.command_id.to_string()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => match out.attributes() {
-                Some(item) => Ok(ChangeOutcome::Applied(from_item(item)?)),
-                None => Err(StoreError::Unavailable(
-                    "UpdateItem returned no item".into(),
-                )),
-            },
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                // Why did it fail? Read the item as it is now.
-                Ok(match self.get(change.report_id).await? {
-                    None => ChangeOutcome::Missing,
-                    Some(r) if r.last_command == Some(change.command_id) => {
-                        ChangeOutcome::AlreadyApplied(r)
-                    }
-                    Some(r) => ChangeOutcome::Conflict(r),
-                })
+        // Read, decide, then write only if the version is still the one read: a
+        // write that loses a race is decided again on the item as it is then.
+        for _ in 0..CHANGE_ATTEMPTS {
+            let Some(item) = self.get_item(change.report_id).await? else {
+                return Ok(ChangeOutcome::Missing);
+            };
+            let report = from_item(&item)?;
+            if report.applied_commands.contains(&change.command_id) {
+                return Ok(ChangeOutcome::AlreadyApplied(report));
             }
-            Err(e) => Err(self.fail("UpdateItem", e)),
+            if report.report_status != change.from || report.version != change.expected_version {
+                return Ok(ChangeOutcome::Conflict(report));
+            }
+            let applied = remember_command(&report.applied_commands, change.command_id);
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("report_id", s(change.report_id.to_string()))
+                .condition_expression(
+                    "attribute_exists(report_id) AND #status = :from AND version = :expected",
+                )
+                .update_expression(
+                    "SET #status = :to, updated_at = :now, version = :next, applied_commands = :applied REMOVE last_command",
+                )
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":from", s(change.from.to_string()))
+                .expression_attribute_values(":to", s(change.to.to_string()))
+                .expression_attribute_values(":now", s(Utc::now().to_rfc3339()))
+                .expression_attribute_values(
+                    ":expected",
+                    AttributeValue::N(change.expected_version.to_string()),
+                )
+                .expression_attribute_values(
+                    ":next",
+                    AttributeValue::N((change.expected_version + 1).to_string()),
+                )
+                .expression_attribute_values(":applied", applied_list(&applied))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    return match out.attributes() {
+                        Some(item) => Ok(ChangeOutcome::Applied(from_item(item)?)),
+                        None => Err(StoreError::Unavailable(
+                            "UpdateItem returned no item".into(),
+                        )),
+                    };
+                }
+                // Changed since it was read (or an SDK retry of a write that was
+                // stored): decide again on what is there now.
+                Err(SdkError::ServiceError(e))
+                    if e.err().is_conditional_check_failed_exception() => {}
+                Err(e) => return Err(self.fail("UpdateItem", e)),
+            }
         }
+        Err(StoreError::Unavailable(format!(
+            "report {} kept changing during {CHANGE_ATTEMPTS} attempts",
+            change.report_id
+        )))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,9 +1,16 @@
 //! Facts: what happened to reports, published on the event topic and pushed by
 //! every instance to the owner's open /v4 streams.
 //!
-//! A fact carries the id of the command (or report) it comes from. The writer may
-//! publish a fact twice (it re-publishes after a crash between the write and the
-//! commit), so each instance drops fact ids it has already pushed.
+//! A fact carries the id of the command (or report) it comes from. A command's
+//! fact may be published more than once (a writer re-publishes after a crash
+//! between the write and the commit, a sweeper settles a command whose fact it had
+//! not seen yet), always with the same fact id, so each instance drops fact ids it
+//! has already pushed. Every instance reads the same records in the same order
+//! from `now − --history-window`, so they all keep the first and drop the others,
+//! and give the same events at the same positions; only a repeat published more
+//! than a window after the original could be shown by an instance that started
+//! after the original left its window, and then it repeats the report's current
+//! status (`writer::settle` never repeats a superseded one).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -12,11 +19,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::report::{Report, Status};
+use super::sweeper::Sweeper;
 use crate::AppState;
 use crate::bus::{FanOut, Record};
 
 /// Fact ids remembered per instance to drop duplicates.
-const REMEMBERED_FACTS: usize = 10_000;
+const REMEMBERED_FACTS: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -81,9 +89,10 @@ pub async fn announce(app: &AppState, fact: &Fact) -> Result<(), crate::bus::Bus
         .await
 }
 
-/// Starts this instance's reader of the event topic.
-pub fn start_consumer(app: &Arc<AppState>) {
-    let seen = Arc::new(Mutex::new(Seen::default()));
+/// Starts this instance's reader of the event topic; it tells `sweeper` of every
+/// outcome it sees.
+pub fn start_consumer(app: &Arc<AppState>, sweeper: Arc<Sweeper>) {
+    let seen = Arc::new(Mutex::new(RecentIds::new(REMEMBERED_FACTS)));
     let reader = app.clone();
     app.bus.consume(
         &app.config.v4_event_topic,
@@ -94,13 +103,13 @@ pub fn start_consumer(app: &Arc<AppState>) {
         app.metrics.clone(),
         app.shutdown.clone(),
         move |record| {
-            push(&reader, &seen, &record);
+            push(&reader, &seen, &sweeper, &record);
             std::future::ready(Ok::<(), std::convert::Infallible>(()))
         },
     );
 }
 
-fn push(app: &AppState, seen: &Mutex<Seen>, record: &Record) {
+fn push(app: &AppState, seen: &Mutex<RecentIds>, sweeper: &Sweeper, record: &Record) {
     let fact: Fact = match serde_json::from_slice(&record.payload) {
         Ok(fact) => fact,
         Err(e) => {
@@ -114,6 +123,7 @@ fn push(app: &AppState, seen: &Mutex<Seen>, record: &Record) {
             return;
         }
     };
+    sweeper.outcome_seen(fact.fact_id);
     let first_time = seen
         .lock()
         .map(|mut s| s.insert(fact.fact_id))
@@ -130,25 +140,38 @@ fn push(app: &AppState, seen: &Mutex<Seen>, record: &Record) {
     }
 }
 
-/// A bounded set of recently seen ids.
+/// A bounded set of recently seen ids: the oldest is forgotten first.
 #[derive(Default)]
-struct Seen {
+pub struct RecentIds {
     ids: HashSet<Uuid>,
     order: VecDeque<Uuid>,
+    capacity: usize,
 }
 
-impl Seen {
-    fn insert(&mut self, id: Uuid) -> bool {
+impl RecentIds {
+    pub fn new(capacity: usize) -> RecentIds {
+        RecentIds {
+            capacity,
+            ..RecentIds::default()
+        }
+    }
+
+    /// `false` when `id` was already there.
+    pub fn insert(&mut self, id: Uuid) -> bool {
         if !self.ids.insert(id) {
             return false;
         }
         self.order.push_back(id);
-        if self.order.len() > REMEMBERED_FACTS
+        if self.order.len() > self.capacity
             && let Some(old) = self.order.pop_front()
         {
             self.ids.remove(&old);
         }
         true
+    }
+
+    pub fn contains(&self, id: &Uuid) -> bool {
+        self.ids.contains(id)
     }
 }
 
@@ -177,7 +200,7 @@ mod tests {
 
     #[test]
     fn seen_drops_duplicates_and_forgets_the_oldest() {
-        let mut seen = Seen::default();
+        let mut seen = RecentIds::new(REMEMBERED_FACTS);
         let first = Uuid::new_v4();
         assert!(seen.insert(first));
         assert!(!seen.insert(first));

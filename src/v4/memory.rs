@@ -6,7 +6,7 @@ use dashmap::DashMap;
 use uuid::Uuid;
 
 use super::report::Report;
-use super::store::{ChangeOutcome, ReportStore, StatusChange, StoreError};
+use super::store::{ChangeOutcome, ReportStore, StatusChange, StoreError, remember_command};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -39,7 +39,7 @@ impl ReportStore for MemoryStore {
         let Some(mut report) = self.reports.get_mut(&change.report_id) else {
             return Ok(ChangeOutcome::Missing);
         };
-        if report.last_command == Some(change.command_id) {
+        if report.applied_commands.contains(&change.command_id) {
             return Ok(ChangeOutcome::AlreadyApplied(report.clone()));
         }
         if report.report_status != change.from || report.version != change.expected_version {
@@ -48,7 +48,7 @@ impl ReportStore for MemoryStore {
         report.report_status = change.to;
         report.updated_at = chrono::Utc::now();
         report.version += 1;
-        report.last_command = Some(change.command_id);
+        report.applied_commands = remember_command(&report.applied_commands, change.command_id);
         Ok(ChangeOutcome::Applied(report.clone()))
     }
 

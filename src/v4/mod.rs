@@ -1,10 +1,40 @@
 //! /v4: a report status board. Reports are stored (DynamoDB or memory), status
-//! changes travel as commands through the bus to a single writer per report, and
-//! the resulting facts reach every open stream of the report's owner on every
-//! instance.
+//! changes travel as commands through the bus to the writers, and the resulting
+//! facts reach every open stream of the report's owner on every instance.
 //!
 //! Request path: `routes` (validate, publish a command) → `writer` (conditional
-//! write, publish a fact) → `facts` (every instance) → the user's streams.
+//! write, publish a fact) → `facts` (every instance) → the user's streams; and on
+//! every instance, `sweeper` settles any command whose fact does not show up.
+//!
+//! The delivery guarantees, in one place (each file says how it keeps its part):
+//!
+//! 1. **Every accepted command gets exactly one outcome.** A `202` means the
+//!    command is in the command topic (idempotent producer: no duplicate, no
+//!    reordering). From there it ends in one `report_status_update` or
+//!    `report_status_rejected`, announced as a fact whose id is the command's id.
+//! 2. **Any instance may settle any command, any number of times**
+//!    (`writer::settle`): the write is conditional on the version read, and the
+//!    item remembers the ids of its last 16 applied commands (`applied_commands`),
+//!    so a second attempt finds "already applied" (never "rejected"), however late
+//!    and on whichever instance. Repeated facts share the command's id; readers
+//!    drop all but the first (`facts`).
+//! 3. **Failover does not rest on the broker's group handling.** The writers share
+//!    a consumer group for the normal path; every instance's `sweeper` also reads
+//!    every command and settles one that has had no outcome for `SWEEP_AFTER`
+//!    (4 s). A report's commands are settled in topic order by whoever settles
+//!    them: the writer of its partition handles them one by one, the sweeper
+//!    only ever takes a report's oldest pending command.
+//! 4. **Failures say what they are** (`store::StoreError`): transient ones
+//!    (unreachable, throttled) are retried with backoff and jitter until they
+//!    succeed; permanent ones (unreadable item, missing table, access denied) are
+//!    rejected with a reason and counted in `v4_commands_rejected_total{reason}`;
+//!    a record that is not a command is skipped, logged and counted. Nothing is
+//!    retried forever that can never succeed, and no partition stalls on bad data.
+//! 5. **Readers are supervised** (`bus`): a reader task that dies is restarted
+//!    (fan-out readers from the records they had handled, so no event is lost or
+//!    repeated), and `/readyz` is 503, naming it, while it is down or behind.
+//! 6. **Snapshots are never older than what was announced**: lists take ids from
+//!    the `UserIdIndex` GSI and read the items with consistent reads.
 
 pub mod dynamodb;
 pub mod facts;
@@ -12,14 +42,17 @@ pub mod memory;
 pub mod report;
 pub mod routes;
 pub mod store;
+pub mod sweeper;
 pub mod writer;
 
 use std::sync::Arc;
 
 use crate::AppState;
 
-/// Starts the writer and this instance's fact reader.
+/// Starts the writer, this instance's fact reader and its sweeper.
 pub fn start(app: &Arc<AppState>) {
+    let sweeper = Arc::new(sweeper::Sweeper::default());
     writer::start(app);
-    facts::start_consumer(app);
+    facts::start_consumer(app, sweeper.clone());
+    sweeper::start(app, sweeper);
 }

@@ -87,12 +87,20 @@ pub struct Report {
     /// Bumped by every applied change; used for ordering, not shown by the API.
     #[serde(skip)]
     pub version: u64,
-    /// The last command applied, so a re-delivered command is recognised.
+    /// The ids of the last commands applied (oldest first, at most
+    /// `store::REMEMBERED_COMMANDS`), so a re-delivered command is recognised as
+    /// applied on any instance, however long after.
     #[serde(skip)]
-    pub last_command: Option<Uuid>,
+    pub applied_commands: Vec<Uuid>,
 }
 
 impl Report {
+    /// Whether `command` is the last change applied to this report: re-announcing
+    /// its outcome then shows the status the report still has.
+    pub fn last_applied_is(&self, command: Uuid) -> bool {
+        self.applied_commands.last() == Some(&command)
+    }
+
     pub fn new(user_id: Uuid) -> Report {
         let now = Utc::now();
         Report {
@@ -102,7 +110,7 @@ impl Report {
             created_at: now,
             updated_at: now,
             version: 1,
-            last_command: None,
+            applied_commands: Vec::new(),
         }
     }
 }

@@ -56,7 +56,15 @@ impl UserIdQuery {
 }
 
 fn store_down(e: StoreError) -> ApiError {
-    ApiError::unavailable(format!("{e}. Check that DynamoDB is running and retry"))
+    match e {
+        StoreError::Unavailable(_) => {
+            ApiError::unavailable(format!("{e}. Check that DynamoDB is running and retry"))
+        }
+        StoreError::Permanent { .. } => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{e}. Retrying will not help: check the table and the server's access"),
+        ),
+    }
 }
 
 async fn create(

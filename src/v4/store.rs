@@ -1,5 +1,10 @@
 //! Where reports live. DynamoDB when an endpoint is configured, memory otherwise;
 //! both give the same guarantees, and the same tests run against both.
+//!
+//! A store error says what kind it is ([`StoreError`]): a transient one (the store
+//! cannot be reached, or throttles) is worth retrying, a permanent one (the item
+//! cannot be read, the table is missing, access is denied) never succeeds however
+//! often it is retried, so a command that meets one is rejected with its reason.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -7,6 +12,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::report::{Report, Status};
+
+/// How many applied command ids each report remembers (see [`Report::applied_commands`]).
+pub const REMEMBERED_COMMANDS: usize = 16;
 
 /// A status change command, as carried on the command topic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,10 +45,48 @@ pub enum ChangeOutcome {
     Missing,
 }
 
+/// Why a store call failed, and whether trying again can help.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Unreachable, timed out, throttled: retry with backoff.
     #[error("the report store is unreachable: {0}")]
     Unavailable(String),
+    /// Retrying cannot help; `kind` names why (also the metric's `reason`).
+    #[error("the report store cannot do this ({}): {detail}", kind.as_str())]
+    Permanent { kind: Permanent, detail: String },
+}
+
+/// The kinds of failure that no retry can fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permanent {
+    /// The item exists but is not a report this server can read.
+    UnreadableItem,
+    /// The table does not exist (`ResourceNotFoundException`).
+    MissingTable,
+    /// The credentials may not use the table.
+    AccessDenied,
+    /// The store refused the request as invalid (e.g. an attribute of the wrong type).
+    InvalidRequest,
+}
+
+impl Permanent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permanent::UnreadableItem => "unreadable_item",
+            Permanent::MissingTable => "missing_table",
+            Permanent::AccessDenied => "access_denied",
+            Permanent::InvalidRequest => "invalid_request",
+        }
+    }
+}
+
+impl StoreError {
+    pub fn unreadable(detail: impl Into<String>) -> StoreError {
+        StoreError::Permanent {
+            kind: Permanent::UnreadableItem,
+            detail: detail.into(),
+        }
+    }
 }
 
 #[async_trait]
@@ -50,13 +96,43 @@ pub trait ReportStore: Send + Sync {
 
     async fn get(&self, report_id: Uuid) -> Result<Option<Report>, StoreError>;
 
-    /// All of a user's reports, oldest first.
+    /// All of a user's reports, oldest first, each as strongly consistent as a
+    /// `get` (never older than a status already announced).
     async fn list(&self, user_id: Uuid) -> Result<Vec<Report>, StoreError>;
 
     /// Writes `change.to` only if the report is still at `change.expected_version`
-    /// (and so still in `change.from`).
+    /// (and so still in `change.from`), and remembers `change.command_id` among the
+    /// report's last [`REMEMBERED_COMMANDS`] applied commands, so that the same
+    /// command delivered again, however much later, is `AlreadyApplied`.
     async fn change_status(&self, change: &StatusChange) -> Result<ChangeOutcome, StoreError>;
 
     /// Answers when the store can be reached.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// The applied-command list after `command` is applied: newest last, at most
+/// [`REMEMBERED_COMMANDS`].
+pub fn remember_command(applied: &[Uuid], command: Uuid) -> Vec<Uuid> {
+    let mut next: Vec<Uuid> = applied.to_vec();
+    next.push(command);
+    let excess = next.len().saturating_sub(REMEMBERED_COMMANDS);
+    next.drain(..excess);
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_applied_list_keeps_the_newest_ids() {
+        let ids: Vec<Uuid> = (0..REMEMBERED_COMMANDS + 3)
+            .map(|_| Uuid::new_v4())
+            .collect();
+        let mut applied = Vec::new();
+        for id in &ids {
+            applied = remember_command(&applied, *id);
+        }
+        assert_eq!(applied, ids[3..]);
+    }
 }

@@ -1,18 +1,19 @@
 //! The writer: applies status-change commands from the command topic.
 //!
 //! Instances share one consumer group on the command topic, and commands are keyed
-//! by report id, so each report has exactly one writer at a time and its commands
-//! are applied in order. Each command is a conditional write; the offset is
-//! committed only after the write and the fact are done, so a crash re-delivers the
-//! command, which then finds itself already applied and is announced (again, and
-//! dropped as a duplicate by the readers) rather than applied twice.
+//! by report id, so normally each report has one writer at a time and its commands
+//! are applied in order. The group is not what the guarantee rests on (a broker may
+//! leave a dead member's partitions stuck, see `sweeper`): [`settle`] may be run by
+//! any instance, any number of times, for the same command, and the result is the
+//! same single outcome.
 
 use std::sync::Arc;
 
 use super::facts::{self, Fact, FactEvent};
-use super::store::{ChangeOutcome, StatusChange};
+use super::store::{ChangeOutcome, StatusChange, StoreError};
 use crate::AppState;
-use crate::bus::{Group, Record};
+use crate::bus::{Failure, Group, Record};
+use crate::metrics::ReasonLabel;
 
 pub fn start(app: &Arc<AppState>) {
     let writer = app.clone();
@@ -28,45 +29,86 @@ pub fn start(app: &Arc<AppState>) {
     );
 }
 
-/// Applies one command. `Err` means "not done, retry the same record".
-async fn apply(app: &AppState, record: Record) -> Result<(), String> {
-    let change: StatusChange = match serde_json::from_slice(&record.payload) {
-        Ok(change) => change,
-        Err(e) => {
-            tracing::warn!(
-                partition = record.partition,
-                offset = record.offset,
-                "skipping malformed command: {e}"
-            );
-            app.metrics.malformed(&app.config.v4_command_topic);
-            return Ok(());
-        }
-    };
-    let outcome = app
-        .store
-        .change_status(&change)
-        .await
-        .map_err(|e| e.to_string())?;
-    let event = match outcome {
-        ChangeOutcome::Applied(_) | ChangeOutcome::AlreadyApplied(_) => {
-            FactEvent::ReportStatusUpdate {
-                id: change.report_id,
-                status: change.to,
-            }
-        }
-        ChangeOutcome::Conflict(now) => FactEvent::ReportStatusRejected {
+/// Applies one command record. A transient failure is retried on the same record;
+/// a malformed record is passed (the bus logs and counts it).
+async fn apply(app: &AppState, record: Record) -> Result<(), Failure> {
+    let change = parse(&record.payload).map_err(|why| {
+        app.metrics
+            .v4_commands_rejected
+            .get_or_create(&ReasonLabel {
+                reason: "malformed_command",
+            })
+            .inc();
+        Failure::Permanent(format!("malformed command: {why}"))
+    })?;
+    settle(app, &change).await.map_err(Failure::Transient)
+}
+
+/// A command as carried on the command topic; `Err` says why it is not one (not
+/// JSON, wrong shape, unknown status).
+pub fn parse(payload: &[u8]) -> Result<StatusChange, String> {
+    serde_json::from_slice(payload).map_err(|e| e.to_string())
+}
+
+/// Applies `change` (conditional write) and announces its outcome on the event
+/// topic, so the owner gets exactly one `report_status_update` or
+/// `report_status_rejected` for it whoever runs this, and however often:
+///
+/// * applied now, or applied before and still the report's last change → an
+///   update (a repeat has the same fact id, which readers drop);
+/// * applied before and followed by later changes → nothing: its outcome was
+///   announced before any later change was applied (commands of a report are
+///   settled in topic order), and repeating it would show a stale status;
+/// * not applicable (another change got there first, the report is gone, or the
+///   store can never do it: unreadable item, missing table, access denied) → a
+///   rejection whose `reason` says why, counted by reason.
+///
+/// `Err` only for a transient failure (store unreachable, or shutdown before the
+/// fact was published): nothing was announced, try again.
+pub async fn settle(app: &AppState, change: &StatusChange) -> Result<(), String> {
+    let rejected = |reason: &'static str, why: String| {
+        app.metrics
+            .v4_commands_rejected
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+        FactEvent::ReportStatusRejected {
             id: change.report_id,
             status: change.to,
-            reason: format!(
+            reason: why,
+        }
+    };
+    let update = FactEvent::ReportStatusUpdate {
+        id: change.report_id,
+        status: change.to,
+    };
+    let event = match app.store.change_status(change).await {
+        Ok(ChangeOutcome::Applied(_)) => update,
+        Ok(ChangeOutcome::AlreadyApplied(now)) if now.last_applied_is(change.command_id) => update,
+        Ok(ChangeOutcome::AlreadyApplied(_)) => {
+            tracing::debug!(command = %change.command_id, "re-delivered command already applied and superseded");
+            return Ok(());
+        }
+        Ok(ChangeOutcome::Conflict(now)) => rejected(
+            "conflict",
+            format!(
                 "the report became {} before this change was applied; {} → {} is no longer possible",
                 now.report_status, change.from, change.to
             ),
-        },
-        ChangeOutcome::Missing => FactEvent::ReportStatusRejected {
-            id: change.report_id,
-            status: change.to,
-            reason: "the report no longer exists".to_owned(),
-        },
+        ),
+        Ok(ChangeOutcome::Missing) => {
+            rejected("missing_report", "the report does not exist".to_owned())
+        }
+        Err(StoreError::Permanent { kind, detail }) => {
+            tracing::warn!(command = %change.command_id, report = %change.report_id, "rejecting a command the store can never apply: {detail}");
+            rejected(
+                kind.as_str(),
+                format!(
+                    "the report store cannot apply this change ({}): {detail}",
+                    kind.as_str()
+                ),
+            )
+        }
+        Err(e @ StoreError::Unavailable(_)) => return Err(e.to_string()),
     };
     let fact = Fact {
         fact_id: change.command_id,
