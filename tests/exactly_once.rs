@@ -200,9 +200,19 @@ async fn kill_9_after_the_last_202_loses_no_change_and_repeats_none() {
         .iter()
         .filter(|r| updates.get(*r) == Some(&1))
         .count();
+    let metrics = reqwest::get(survivor.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    let swept = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("v4_commands_swept_total "))
+        .unwrap_or("0");
     println!(
         "kill -9 after {N} accepted changes: {once} of {N} applied and announced exactly once; \
-         last outcome {last_outcome:.1?} after the kill"
+         last outcome {last_outcome:.1?} after the kill; {swept} settled by the survivor's sweeper"
     );
     assert!(rejections.is_empty(), "rejected: {rejections:?}");
     assert_eq!(once, N, "updates per report: {updates:?}");

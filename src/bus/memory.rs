@@ -116,3 +116,49 @@ impl MemoryBus {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::bus::Failure;
+
+    #[tokio::test]
+    async fn a_reader_that_panics_is_restarted_on_the_same_record_and_not_ready_meanwhile() {
+        let bus = MemoryBus::default();
+        let metrics = Arc::new(Metrics::new());
+        let shutdown = CancellationToken::new();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let counter = calls.clone();
+        bus.consume("t", metrics, shutdown.clone(), move |record: Record| {
+            let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+            let done = done_tx.clone();
+            async move {
+                assert!(!first, "the first call dies");
+                let _ = done.send(record.payload);
+                Ok::<(), Failure>(())
+            }
+        });
+        bus.publish("t", None, b"one").await.expect("publish");
+        let problem = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Some(problem) = bus.readers().problem() {
+                    return problem;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the reader is reported down");
+        assert!(problem.contains("down"), "{problem}");
+        let handled = tokio::time::timeout(Duration::from_secs(10), done_rx.recv())
+            .await
+            .expect("handled after the restart");
+        assert_eq!(handled.as_deref(), Some(&b"one"[..]));
+        assert_eq!(bus.readers().problem(), None);
+        shutdown.cancel();
+    }
+}

@@ -473,3 +473,52 @@ impl ReportStore for DynamoStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_that_no_retry_can_fix_are_permanent() {
+        assert_eq!(
+            permanent_kind(Some("ResourceNotFoundException")),
+            Some(Permanent::MissingTable)
+        );
+        assert_eq!(
+            permanent_kind(Some("AccessDeniedException")),
+            Some(Permanent::AccessDenied)
+        );
+        assert_eq!(permanent_kind(Some("ThrottlingException")), None);
+        assert_eq!(
+            permanent_kind(Some("ProvisionedThroughputExceededException")),
+            None
+        );
+        assert_eq!(permanent_kind(None), None);
+    }
+
+    #[test]
+    fn an_item_round_trips_and_a_damaged_one_is_unreadable() {
+        let mut report = Report::new(Uuid::new_v4());
+        report.applied_commands = vec![Uuid::new_v4(), Uuid::new_v4()];
+        let item = to_item(&report);
+        assert_eq!(from_item(&item).expect("readable"), report);
+        for (name, value) in [
+            ("status", s("half-done".into())),
+            ("version", s("one".into())),
+            ("applied_commands", s("not a list".into())),
+        ] {
+            let mut damaged = item.clone();
+            damaged.insert(name.into(), value);
+            assert!(
+                matches!(
+                    from_item(&damaged),
+                    Err(StoreError::Permanent {
+                        kind: Permanent::UnreadableItem,
+                        ..
+                    })
+                ),
+                "{name}"
+            );
+        }
+    }
+}
