@@ -411,12 +411,12 @@ impl UserHub {
     fn deliver(&self, state: &mut UserState, event: &Event) -> usize {
         let mut delivered = 0;
         let mut overflowed = 0;
-        state.connections.retain_mut(|c| {
-            if let Some(cursor) = &c.skip_before {
-                if !history::is_after(event, cursor) {
-                    return true;
-                }
-                c.skip_before = None;
+        state.connections.retain(|c| {
+            // Kept for the connection's life: partitions catch up one by one.
+            if let Some(cursor) = &c.skip_before
+                && !history::is_after(event, cursor)
+            {
+                return true;
             }
             match c.queue.try_push(event.bytes.clone()) {
                 Ok(()) => {
