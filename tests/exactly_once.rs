@@ -7,11 +7,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::{PATIENCE, SseClient, TestServer, eventually, unique, with_services};
+use common::{
+    Binary, PATIENCE, SseClient, TestServer, eventually, free_port, unique, with_services,
+};
 use serde_json::{Value, json};
 use sse_server::bus::KafkaBus;
 use sse_server::config::Config;
@@ -20,57 +21,6 @@ use uuid::Uuid;
 /// Longer than the sweeper's deadline (4 s) plus a sweep: time enough for any
 /// duplicate or late outcome to show up.
 const SETTLE: Duration = Duration::from_secs(7);
-
-/// The real binary, so it can be killed with SIGKILL.
-struct Binary {
-    child: tokio::process::Child,
-    base: String,
-}
-
-impl Binary {
-    /// Starts the binary; `wait_ready` waits for `/readyz` 200.
-    async fn start(args: &[&str], env: &[(&str, &str)]) -> Binary {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-server"))
-            .args(["--bind", &format!("127.0.0.1:{port}")])
-            .args(args)
-            .env_remove("SSE_KAFKA_BROKERS")
-            .env_remove("SSE_DYNAMODB_ENDPOINT")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start sse-server");
-        let binary = Binary {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let ready = binary.url("/readyz");
-        eventually("the binary to be ready", || async {
-            matches!(reqwest::get(&ready).await, Ok(r) if r.status() == 200)
-        })
-        .await;
-        binary
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn kill_9(mut self) {
-        let pid = self.child.id().expect("pid");
-        let status = std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let _ = self.child.wait().await;
-    }
-}
 
 /// The flags that make the binary use the same services, topics and writers group
 /// as in-process servers started from `config`.
@@ -165,8 +115,8 @@ async fn kill_9_after_the_last_202_loses_no_change_and_repeats_none() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     // The victim and the survivor share the writers group; the survivor's stream
     // shows what every instance announces.
-    let victim = Binary::start(&args, &[]).await;
-    let survivor = Binary::start(&args, &[]).await;
+    let victim = Binary::start(free_port(), &args).await;
+    let survivor = Binary::start(free_port(), &args).await;
     let user = Uuid::new_v4();
     let mut reports = Vec::new();
     for _ in 0..N {
@@ -360,7 +310,12 @@ async fn a_reader_that_panics_is_restarted_and_not_ready_meanwhile() {
     let args = flags(&config);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let trigger = unique("panic-here");
-    let server = Binary::start(&args, &[("SSE_TEST_PANIC_ONCE", trigger.as_str())]).await;
+    let server = Binary::start_with_env(
+        free_port(),
+        &args,
+        &[("SSE_TEST_PANIC_ONCE", trigger.as_str())],
+    )
+    .await;
     let user = unique("supervised");
     let mut stream = SseClient::connect(&server.url(&format!("/v3/sse?username={user}"))).await;
     let post = |body: String| {

@@ -6,13 +6,15 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{SseClient, TestServer, embedded, eventually, unique, with_services};
+use common::{
+    Binary, SseClient, TestServer, embedded, eventually, free_port, stalled_reader, unique,
+    with_services,
+};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 use uuid::Uuid;
 
 /// Publishes message `i` of a mixed run: every third one a broadcast.
@@ -60,15 +62,54 @@ async fn v3_resumes_exactly_on_another_instance() {
     let config = with_services();
     let a = TestServer::start(config.clone()).await;
     let b = TestServer::start(config.clone()).await;
-    let user = unique("resume");
+    // A user whose records sit in another partition than the broadcasts, so the
+    // stream merges two partitions (the reply's id is `topic/partition/offset`).
+    let partition = |reply: Value| {
+        let id = reply["id"].as_str().expect("id").to_owned();
+        id.rsplit('/').nth(1).expect("partition").to_owned()
+    };
+    let broadcasts = partition(
+        a.post("/v3/broadcast", "probe")
+            .await
+            .json()
+            .await
+            .expect("JSON"),
+    );
+    let mut user = unique("resume");
+    while partition(
+        a.post(&format!("/v3/message?username={user}"), "probe")
+            .await
+            .json()
+            .await
+            .expect("JSON"),
+    ) == broadcasts
+    {
+        user = unique("resume");
+    }
     let stream = |s: &TestServer| s.url(&format!("/v3/sse?username={user}"));
 
     let mut on_a = SseClient::connect(&stream(&a)).await;
+    // The probes may still be on their way: read up to a marker sent after them
+    // in each partition.
+    let own_marker = a
+        .post(&format!("/v3/message?username={user}"), "marker-own")
+        .await;
+    assert_eq!(own_marker.status(), 202);
+    assert_eq!(a.post("/v3/broadcast", "marker-all").await.status(), 202);
+    let mut markers = HashSet::new();
+    while markers.len() < 2 {
+        let data = on_a.next().await.data;
+        if data.starts_with("marker-") {
+            markers.insert(data);
+        }
+    }
     let mut first = Vec::new();
     for i in 0..20 {
         first.push(publish_mixed(&a, &user, i).await);
     }
     let seen = read_mixed(&mut on_a, &first).await;
+    println!("resuming on B from A's id {seen}");
+    assert!(seen.contains('.'), "one offset per partition: {seen}");
     drop(on_a);
 
     let mut missed = Vec::new();
@@ -157,71 +198,6 @@ async fn v4_resumes_exactly_on_another_instance() {
     b.stop().await;
 }
 
-/// The real binary, so that it can be killed with SIGKILL.
-struct Binary {
-    child: tokio::process::Child,
-    base: String,
-}
-
-impl Binary {
-    async fn start(port: u16, args: &[&str]) -> Binary {
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-server"))
-            .args(["--bind", &format!("127.0.0.1:{port}")])
-            .args(args)
-            .env_remove("SSE_KAFKA_BROKERS")
-            .env_remove("SSE_DYNAMODB_ENDPOINT")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start sse-server");
-        let binary = Binary {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let ready = binary.url("/readyz");
-        eventually("the binary to be ready", || async {
-            matches!(reqwest::get(&ready).await, Ok(r) if r.status() == 200)
-        })
-        .await;
-        binary
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().expect("pid")
-    }
-
-    async fn kill_9(mut self) {
-        let status = std::process::Command::new("kill")
-            .args(["-KILL", &self.pid().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let _ = self.child.wait().await;
-    }
-
-    /// Resident memory of the process, from /proc.
-    fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .expect("/proc/PID/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .expect("VmRSS")
-            * 1024
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-    listener.local_addr().expect("addr").port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs scripts/services.sh up (run by scripts/test.sh)"]
 async fn v3_resumes_exactly_after_kill_9_and_a_restart() {
@@ -299,16 +275,7 @@ async fn a_reader_closed_for_overflow_resumes_without_a_gap_with_default_flags()
     const MESSAGES: usize = 1_700;
     let server = TestServer::start(embedded()).await;
     let addr = server.base.trim_start_matches("http://").to_owned();
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("rcvbuf");
-    let mut stalled = socket
-        .connect(addr.parse().expect("addr"))
-        .await
-        .expect("connect");
-    stalled
-        .write_all(b"GET /v2/sse?username=slow HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("request");
+    let mut stalled = stalled_reader(&addr, "/v2/sse?username=slow").await;
     eventually("the stream to be registered", || async {
         server
             .metrics()
@@ -420,16 +387,8 @@ async fn kept_history_stays_within_its_memory_budget() {
     // Streams that never read: their queues are bounded in bytes as well.
     let mut stalled = Vec::new();
     for user in 0..USERS {
-        let socket = TcpSocket::new_v4().expect("socket");
-        socket.set_recv_buffer_size(4096).expect("rcvbuf");
-        let mut s = socket
-            .connect(format!("127.0.0.1:{port}").parse().expect("addr"))
-            .await
-            .expect("connect");
-        s.write_all(format!("GET /v2/sse?username=u{user} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-            .await
-            .expect("request");
-        stalled.push(s);
+        let addr = format!("127.0.0.1:{port}");
+        stalled.push(stalled_reader(&addr, &format!("/v2/sse?username=u{user}")).await);
     }
     let http = reqwest::Client::new();
     let big = "m".repeat(64 * 1024 - 64);

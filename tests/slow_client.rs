@@ -4,9 +4,8 @@ mod common;
 
 use std::time::Instant;
 
-use common::{SseClient, TestServer, embedded, eventually};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpSocket;
+use common::{SseClient, TestServer, embedded, eventually, stalled_reader};
+use tokio::io::AsyncReadExt;
 
 const MESSAGES: usize = 3_000;
 
@@ -18,18 +17,7 @@ async fn a_stalled_reader_does_not_delay_another_tab_and_is_closed() {
     let addr = server.base.trim_start_matches("http://").to_owned();
 
     // A raw TCP client with a tiny receive buffer that never reads.
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("rcvbuf");
-    let mut stalled = socket
-        .connect(addr.parse().expect("addr"))
-        .await
-        .expect("connect");
-    stalled
-        .write_all(
-            b"GET /v2/sse?username=s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
-        )
-        .await
-        .expect("request");
+    let mut stalled = stalled_reader(&addr, "/v2/sse?username=s").await;
 
     let mut reader = SseClient::connect(&server.url("/v2/sse?username=s")).await;
     eventually("both connections to be registered", || async {

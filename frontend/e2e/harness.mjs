@@ -140,12 +140,13 @@ export function launchChromium() {
 // Counts EventSources and their listeners inside the page, to catch leaks.
 export const EVENTSOURCE_PROBE = () => {
   const Native = window.EventSource;
-  const probe = { opened: 0, closed: 0, listeners: 0, live: new Set() };
+  const probe = { opened: 0, closed: 0, listeners: 0, live: new Set(), urls: [] };
   window.__esProbe = probe;
   window.EventSource = class extends Native {
     constructor(...args) {
       super(...args);
       probe.opened += 1;
+      probe.urls.push(String(args[0]));
       probe.live.add(this);
     }
     addEventListener(...args) {
@@ -166,7 +167,7 @@ export const EVENTSOURCE_PROBE = () => {
 export const esStats = (page) =>
   page.evaluate(() => {
     const p = window.__esProbe;
-    return { opened: p.opened, closed: p.closed, open: p.live.size, listeners: p.listeners };
+    return { opened: p.opened, closed: p.closed, open: p.live.size, listeners: p.listeners, urls: p.urls };
   });
 
 export async function waitStatus(page, id, status, timeout) {

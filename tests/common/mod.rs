@@ -259,3 +259,100 @@ pub fn produce_with_python(brokers: &str, topic: &str, key: &str, lines: &[&[u8]
         "python produce failed"
     );
 }
+
+/// The real binary on `port` (embedded unless `args` say otherwise), for what an
+/// in-process server cannot show: a signal, `kill -9`, its memory.
+pub struct Binary {
+    child: tokio::process::Child,
+    pub base: String,
+}
+
+impl Binary {
+    pub async fn start(port: u16, args: &[&str]) -> Binary {
+        Binary::start_with_env(port, args, &[]).await
+    }
+
+    /// Like `start`, with extra environment variables (e.g. a test hook).
+    pub async fn start_with_env(port: u16, args: &[&str], env: &[(&str, &str)]) -> Binary {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-server"))
+            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .env_remove("SSE_KAFKA_BROKERS")
+            .env_remove("SSE_DYNAMODB_ENDPOINT")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start sse-server");
+        let binary = Binary {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let ready = binary.url("/readyz");
+        eventually("the binary to be ready", || async {
+            matches!(reqwest::get(&ready).await, Ok(r) if r.status() == 200)
+        })
+        .await;
+        binary
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("pid")
+    }
+
+    pub async fn kill_9(mut self) {
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let _ = self.child.wait().await;
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait(mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.child.wait().await
+    }
+
+    /// Resident memory of the process, from /proc.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("/proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS")
+            * 1024
+    }
+}
+
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    listener.local_addr().expect("addr").port()
+}
+
+/// A raw HTTP/1.1 client of `path` with a 4 KiB receive buffer that reads nothing:
+/// the slowest reader there is.
+pub async fn stalled_reader(addr: &str, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let mut stream = socket
+        .connect(addr.parse().expect("addr"))
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("request");
+    stream
+}
