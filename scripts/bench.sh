@@ -27,6 +27,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=scripts/prereqs.sh
+source scripts/prereqs.sh
 
 MODE=full
 case "${1:-}" in
@@ -226,7 +228,9 @@ if [ "${BENCH_SKIP_KAFKA:-0}" != 1 ]; then
     if scripts/services.sh status kafka >/dev/null 2>&1; then
         SERVER_ARGS=(--kafka-brokers "$KAFKA")
         start_server "${SERVER_ARGS[@]}"
-        produce="python3 tests/kafka_tool.py produce $KAFKA v3_messages --key sse-bench"
+        # kafka_tool.py needs confluent-kafka: the virtual environment's Python.
+        prereqs_python
+        produce="$SSE_PYTHON tests/kafka_tool.py produce $KAFKA v3_messages --key sse-bench"
         run kafka-1k kafka -n 1000 --users 1000 --rate 1000 --duration 5 --grace 10 --settle 0.5 \
             --kafka-produce "$produce"
         [ "$QUICK" = 1 ] || run kafka-10k kafka -n 1000 --users 1000 --rate 10000 --duration 5 --grace 10 \

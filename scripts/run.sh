@@ -6,6 +6,9 @@
 #   * frontend/dist (when frontend/package.json exists): `npm ci` when
 #     frontend/node_modules is missing, then `npm run build` when dist is missing or
 #     older than the front-end sources.
+# Tools are checked up front (scripts/prereqs.sh): Rust when the binary must be built,
+# Node.js >= 20.19 when the dashboard must be built; a missing one is installed from the
+# usual package sources or named in one sentence.
 # Then: exec target/release/sse-server --bind "${SSE_BIND:-127.0.0.1:3000}"
 #       --static-dir frontend/dist "$@"   (extra arguments go to the binary).
 #
@@ -17,6 +20,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=scripts/prereqs.sh
+source scripts/prereqs.sh
 
 bin=target/release/sse-server
 
@@ -27,9 +32,11 @@ stale_inputs=()
 stale_inputs+=(Cargo.toml)
 [ -f Cargo.lock ] && stale_inputs+=(Cargo.lock)
 if [ ! -x "$bin" ]; then
+    prereqs_rust
     echo "run.sh: building the release binary (cargo build --release) ..." >&2
     cargo build --release
 elif [ -n "$(find "${stale_inputs[@]}" -newer "$bin" -print -quit)" ]; then
+    prereqs_rust
     echo "run.sh: sources changed since the last build; rebuilding (cargo build --release) ..." >&2
     cargo build --release
 fi
@@ -45,6 +52,7 @@ if [ -f frontend/package.json ]; then
         need_build=1
     fi
     if [ "$need_build" = 1 ]; then
+        prereqs_node
         if [ ! -d frontend/node_modules ]; then
             echo "run.sh: installing front-end packages (npm ci) ..." >&2
             if [ -f frontend/package-lock.json ]; then

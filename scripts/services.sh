@@ -15,8 +15,11 @@
 #   status  prints what runs; exit 0 when every asked-for service answers, 3 otherwise.
 #
 # State lives in .local/ at the repo root (gitignored): logs in .local/logs/, pid files in
-# .local/run/, data in .local/kafka/ and .local/dynamodb/. `rm -rf .local` after `down`
-# resets everything.
+# .local/run/, data in .local/kafka/ and .local/dynamodb/, the Python tools' virtual
+# environment in .local/venv/ (Debian's python3 refuses pip installs, PEP 668).
+# `rm -rf .local` after `down` resets everything.
+# Any python3 on PATH will do, Debian's externally-managed one included:
+# pip installs only into .local/venv/.
 #
 # `up` also creates the DynamoDB table `report_status` when it is missing (the same
 # definition as `sse-server init-table`, which the server also runs at start-up);
@@ -32,6 +35,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=scripts/prereqs.sh
+source scripts/prereqs.sh
 
 STATE=.local
 LOG_DIR=$STATE/logs
@@ -178,18 +183,14 @@ log_tail() {
 
 # --- Kafka (tansu) ----------------------------------------------------------------
 
+# tests/kafka_tool.py runs in .local/venv (see scripts/prereqs.sh).
 ensure_python_kafka() {
-    command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip
-    if ! python3 -c 'import confluent_kafka' >/dev/null 2>&1; then
-        say "installing the Python package confluent-kafka (for tests/kafka_tool.py) ..."
-        python3 -m pip install --quiet 'confluent-kafka>=2.3' ||
-            die "pip could not install confluent-kafka; run: python3 -m pip install 'confluent-kafka>=2.3'"
-    fi
+    prereqs_python
 }
 
 kafka_answers() {
     port_open "$KAFKA_HOST" "$KAFKA_PORT" || return 1
-    python3 "$KAFKA_TOOL" wait "$KAFKA_BROKERS" "${1:-3}" >/dev/null 2>&1
+    "$SSE_PYTHON" "$KAFKA_TOOL" wait "$KAFKA_BROKERS" "${1:-3}" >/dev/null 2>&1
 }
 
 find_tansu() {
@@ -256,7 +257,7 @@ kafka_up() {
         say "kafka: started tansu (pid $pid), waiting for it to answer ..."
         kafka_wait "$pid"
     fi
-    python3 "$KAFKA_TOOL" create-topics "$KAFKA_BROKERS" "${TOPICS[@]}" | sed 's/^/kafka: /' ||
+    "$SSE_PYTHON" "$KAFKA_TOOL" create-topics "$KAFKA_BROKERS" "${TOPICS[@]}" | sed 's/^/kafka: /' ||
         die "could not create the Kafka topics"
 }
 
@@ -292,10 +293,9 @@ ddb_answers() {
     ddb_call ListTables '{}' | grep -q '"TableNames"'
 }
 
+# A JDK >= 17 (javac builds the loopback launcher); see scripts/prereqs.sh.
 ensure_java() {
-    command -v java >/dev/null 2>&1 && return 0
-    # The JDK (not just the JRE) so that javac can build the loopback launcher.
-    apt_install openjdk-17-jdk-headless
+    prereqs_java
 }
 
 ensure_ddb_jar() {
@@ -415,7 +415,9 @@ svc_status() {
         kafka)
             where=$KAFKA_BROKERS
             if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
-                if python3 -c 'import confluent_kafka' >/dev/null 2>&1; then
+                # status installs nothing
+                SSE_PYTHON=$ROOT/.local/venv/bin/python
+                if "$SSE_PYTHON" -c 'import confluent_kafka' >/dev/null 2>&1; then
                     kafka_answers 3 && answers=0
                 else
                     answers=0 # port open; cannot check further without confluent-kafka

@@ -31,6 +31,7 @@ async fn readyz(server: &TestServer) -> (u16, String) {
 async fn kafka_and_dynamodb_outages() {
     let config = with_services();
     let brokers = config.kafka_brokers.clone().expect("brokers");
+    let v3_topic = config.v3_topic.clone();
     let server = TestServer::start(config).await;
     let http = reqwest::Client::new();
 
@@ -38,7 +39,7 @@ async fn kafka_and_dynamodb_outages() {
     let user = unique("outage");
     let mut stream = SseClient::connect(&server.url(&format!("/v3/sse?username={user}"))).await;
     let before = format!("{user}:before");
-    produce_with_python(&brokers, &user, &[before.as_bytes()]);
+    produce_with_python(&brokers, &v3_topic, &user, &[before.as_bytes()]);
     assert_eq!(stream.next().await.data, "before");
 
     services("down", "kafka");
@@ -61,7 +62,7 @@ async fn kafka_and_dynamodb_outages() {
 
     let after: Vec<String> = (1..=5).map(|i| format!("{user}:after {i}")).collect();
     let lines: Vec<&[u8]> = after.iter().map(|l| l.as_bytes()).collect();
-    produce_with_python(&brokers, &user, &lines);
+    produce_with_python(&brokers, &v3_topic, &user, &lines);
     for i in 1..=5 {
         assert_eq!(stream.next().await.data, format!("after {i}"));
     }

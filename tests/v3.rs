@@ -1,4 +1,5 @@
-//! /v3: the same channels fed from the `v3_messages` topic. The embedded test runs
+//! /v3: the same channels fed from the `v3_messages` topic (a topic of its own per test
+//! against the real broker, see `common::with_services`). The embedded test runs
 //! over the in-process bus; the others need the Kafka broker of
 //! `scripts/services.sh` (run with `--include-ignored` by scripts/test.sh).
 
@@ -40,7 +41,7 @@ async fn kafka_records_reach_streams_on_two_instances() {
     let config = with_services();
     let brokers = config.kafka_brokers.clone().expect("brokers");
     let a = TestServer::start(config.clone()).await;
-    let b = TestServer::start(config).await;
+    let b = TestServer::start(config.clone()).await;
     let user = unique("kafka");
     let stream = |s: &TestServer| s.url(&format!("/v3/sse?username={user}"));
     let mut on_a = SseClient::connect(&stream(&a)).await;
@@ -55,6 +56,7 @@ async fn kafka_records_reach_streams_on_two_instances() {
     bad_utf8.extend([0xff, 0xfe]);
     produce_with_python(
         &brokers,
+        &config.v3_topic,
         &user,
         &[
             hello.as_bytes(),
@@ -71,12 +73,13 @@ async fn kafka_records_reach_streams_on_two_instances() {
         assert_eq!(client.next().await.data, "a:b:c");
         assert_eq!(client.next().await.data, "after the bad ones");
     }
+    let malformed = format!(
+        r#"kafka_records_malformed_total{{topic="{}"}} 4"#,
+        config.v3_topic
+    );
     for server in [&a, &b] {
         eventually("malformed records to be counted", || async {
-            server
-                .metrics()
-                .await
-                .contains(r#"kafka_records_malformed_total{topic="v3_messages"} 4"#)
+            server.metrics().await.contains(&malformed)
         })
         .await;
     }
@@ -87,7 +90,7 @@ async fn kafka_records_reach_streams_on_two_instances() {
             "--kafka-brokers",
             &brokers,
             "produce",
-            "v3_messages",
+            &config.v3_topic,
             "--key",
             &user,
         ])

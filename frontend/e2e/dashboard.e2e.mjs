@@ -1,5 +1,6 @@
 // End-to-end test of the report dashboard against the real sse-server, in headless
 // Chromium (Debian's /usr/bin/chromium, driven by playwright-core; no browser download).
+// (tabs.e2e.mjs, run after it by `npm run e2e`, checks that 8 tabs all stay live.)
 //
 //   cd frontend && npm run build && npm run e2e
 //
@@ -15,21 +16,27 @@
 // Screenshots and the server's log go to frontend/e2e/screenshots/ (gitignored).
 // The last line is "N passed, M failed"; the exit code is 0 only when nothing failed.
 
-import { chromium } from 'playwright-core';
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import {
+  EVENTSOURCE_PROBE,
+  ROOT,
+  SHOTS,
+  Server,
+  esStats,
+  freePort,
+  launchChromium,
+  log,
+  missingPrerequisites,
+  prepareShots,
+  runner,
+  waitConnection,
+  waitStatus,
+  waitStatusEverywhere,
+} from './harness.mjs';
 
-const FRONTEND = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const ROOT = path.resolve(FRONTEND, '..');
-const BIN = path.resolve(FRONTEND, process.env.SSE_SERVER_BIN ?? '../target/debug/sse-server');
-const DIST = path.join(FRONTEND, 'dist');
-const SHOTS = path.join(FRONTEND, 'e2e', 'screenshots');
 const UPDATE_SCRIPT = path.join(ROOT, 'scripts', 'update_report_status.sh');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 // The dashboard shows an event as soon as it arrives; what a change takes end to end is
 // mostly the server's path (with Kafka: command topic -> writer -> event topic -> consumer).
 // Measured here: ~0.1 s with the in-process bus and ~0.1 s through the local broker (the
@@ -38,87 +45,6 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const LIVE_TARGET_MS = 2000;
 const LIVE_BUDGET_MS = Number(process.env.E2E_LIVE_BUDGET_MS ?? LIVE_TARGET_MS);
 const RECONNECT_MS = 15_000;
-const READY_MS = 90_000;
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const log = (...a) => console.log('#', ...a);
-
-// ---- the server -----------------------------------------------------------------------
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-class Server {
-  constructor(port) {
-    this.port = port;
-    this.base = `http://127.0.0.1:${port}`;
-    this.proc = null;
-    this.runs = 0;
-    this.tail = [];
-  }
-
-  async start() {
-    this.runs += 1;
-    const logFile = fs.createWriteStream(path.join(SHOTS, `server-${this.runs}.log`));
-    const proc = spawn(BIN, ['--bind', `127.0.0.1:${this.port}`, '--static-dir', DIST], {
-      env: process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.proc = proc;
-    this.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
-    proc.on('error', (e) => this.tail.push(`spawn error: ${e.message}`));
-    for (const stream of [proc.stdout, proc.stderr]) {
-      stream.on('data', (chunk) => {
-        logFile.write(chunk);
-        this.tail.push(...chunk.toString().split('\n').filter(Boolean));
-        this.tail.splice(0, Math.max(0, this.tail.length - 30));
-      });
-    }
-    await this.waitReady();
-  }
-
-  async waitReady() {
-    const deadline = Date.now() + READY_MS;
-    let last = 'no answer';
-    let exited = null;
-    this.exited.then((e) => (exited = e));
-    while (Date.now() < deadline) {
-      if (exited) {
-        throw new Error(`sse-server exited during start-up (${JSON.stringify(exited)}); its log:\n${this.tail.join('\n')}`);
-      }
-      try {
-        const res = await fetch(`${this.base}/readyz`, { signal: AbortSignal.timeout(2000) });
-        if (res.status === 200) return;
-        last = `HTTP ${res.status} ${await res.text()}`;
-      } catch (e) {
-        last = e.cause?.code ?? e.message;
-      }
-      await sleep(200);
-    }
-    throw new Error(`${this.base}/readyz did not answer 200 within ${READY_MS} ms (last: ${last}); log:\n${this.tail.join('\n')}`);
-  }
-
-  async stop() {
-    const proc = this.proc;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    proc.kill('SIGTERM');
-    const done = await Promise.race([this.exited, sleep(15_000).then(() => null)]);
-    if (!done) {
-      log('sse-server did not stop within 15 s of SIGTERM; killing it');
-      proc.kill('SIGKILL');
-      await this.exited;
-    }
-  }
-}
 
 function runUpdateScript(base, userId, reportId, status) {
   return new Promise((resolve) => {
@@ -131,62 +57,22 @@ function runUpdateScript(base, userId, reportId, status) {
   });
 }
 
-// ---- the browser ----------------------------------------------------------------------
-
-// Counts EventSources and their listeners inside the page, to catch leaks.
-const EVENTSOURCE_PROBE = () => {
-  const Native = window.EventSource;
-  const probe = { opened: 0, closed: 0, listeners: 0, live: new Set() };
-  window.__esProbe = probe;
-  window.EventSource = class extends Native {
-    constructor(...args) {
-      super(...args);
-      probe.opened += 1;
-      probe.live.add(this);
-    }
-    addEventListener(...args) {
-      probe.listeners += 1;
-      return super.addEventListener(...args);
-    }
-    removeEventListener(...args) {
-      probe.listeners -= 1;
-      return super.removeEventListener(...args);
-    }
-    close() {
-      if (probe.live.delete(this)) probe.closed += 1;
-      return super.close();
-    }
-  };
-};
-
-const esStats = (page) =>
-  page.evaluate(() => {
-    const p = window.__esProbe;
-    return { opened: p.opened, closed: p.closed, open: p.live.size, listeners: p.listeners };
-  });
-
 const row = (page, id) => page.locator(`[data-testid="report"][data-report-id="${id}"]`);
 
-async function waitStatus(page, id, status, timeout) {
-  await page.waitForSelector(`[data-testid="report"][data-report-id="${id}"][data-status="${status}"]`, {
-    timeout,
-  });
-}
-
-async function waitConnection(page, state, timeout) {
-  await page.waitForSelector(`[data-testid="connection"][data-state="${state}"]`, { timeout });
-}
-
-/** Waits until `status` shows in every page; returns the time it took. */
-async function waitStatusEverywhere(pages, id, status, timeout) {
-  const t0 = Date.now();
-  await Promise.all(pages.map((p) => waitStatus(p, id, status, timeout)));
-  return Date.now() - t0;
+/** EventSources open in all these pages together (the tabs of one browser share one). */
+async function openStreams(pages) {
+  let open = 0;
+  let listeners = 0;
+  for (const p of pages) {
+    const s = await esStats(p);
+    open += s.open;
+    listeners += s.listeners;
+  }
+  return { open, listeners };
 }
 
 // ---- the run --------------------------------------------------------------------------
 
-const results = [];
 let pages = [];
 
 async function shot(name) {
@@ -195,49 +81,18 @@ async function shot(name) {
   );
 }
 
-async function test(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    results.push({ name, ok: true });
-    console.log(`ok ${results.length} - ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    results.push({ name, ok: false });
-    console.log(`not ok ${results.length} - ${name} (${Date.now() - t0} ms)`);
-    console.log(String(e?.stack ?? e).replace(/^/gm, '#   '));
-    await shot(`failed-${results.length}`);
-  }
-}
+const { test, fail, finish } = runner((n) => shot(`failed-${n}`));
 
 async function main() {
-  fs.mkdirSync(SHOTS, { recursive: true });
-  for (const f of fs.readdirSync(SHOTS)) if (/\.(png|log)$/.test(f)) fs.rmSync(path.join(SHOTS, f));
-
-  const missing = [];
-  if (!fs.existsSync(BIN)) missing.push(`the server binary ${BIN} (cargo build, or set SSE_SERVER_BIN)`);
-  if (!fs.existsSync(path.join(DIST, 'index.html'))) missing.push(`${DIST}/index.html (npm run build)`);
-  if (!fs.existsSync(CHROMIUM)) missing.push(`${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`);
-  if (!fs.existsSync(UPDATE_SCRIPT)) missing.push(UPDATE_SCRIPT);
+  prepareShots('');
+  const missing = missingPrerequisites([UPDATE_SCRIPT]);
   if (missing.length) {
-    results.push({ name: 'preflight', ok: false });
-    console.log(`not ok 1 - preflight: missing ${missing.join('; ')}`);
+    fail('preflight', `missing ${missing.join('; ')}`);
     return;
   }
 
   const server = new Server(await freePort());
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launchChromium();
   const pageErrors = [];
   const context = await browser.newContext({ viewport: { width: 1180, height: 760 }, deviceScaleFactor: 1 });
   await context.addInitScript(EVENTSOURCE_PROBE);
@@ -328,10 +183,14 @@ async function main() {
     });
 
     await test("a refused move shows the server's message next to the report", async () => {
-      // A third tab that missed the last change: its stream gives a snapshot taken now
+      // A tab in another browser (a context of its own: the tabs of one browser share
+      // one stream) that missed the last change: its stream gives a snapshot taken now
       // (report "processing") and then nothing, so its buttons are out of date.
       const staleSnapshot = await (await fetch(`${server.base}/v4/reports?user_id=${userId}`)).text();
-      const c = await newTab('c-stale');
+      const otherBrowser = await browser.newContext({ viewport: { width: 1180, height: 760 }, deviceScaleFactor: 1 });
+      const c = await otherBrowser.newPage();
+      c.on('pageerror', (e) => pageErrors.push(`c-stale: ${e.message}`));
+      pages.push({ name: 'c-stale', page: c });
       await c.route('**/v4/sse**', (route) =>
         route.fulfill({
           status: 200,
@@ -361,11 +220,11 @@ async function main() {
       assert.ok(body.error && shown.includes(body.error), `shown: ${JSON.stringify(shown)}; server: ${JSON.stringify(body)}`);
       assert.equal(await row(a, first).getByTestId('report-error').count(), 0, 'other tabs show no error');
       await shot('04-refused');
-      await c.close();
+      await otherBrowser.close();
       pages = pages.filter((p) => p.page !== c);
     });
 
-    await test('one EventSource per tab, with a fixed set of listeners', async () => {
+    await test('one EventSource for both tabs of the browser, with a fixed set of listeners', async () => {
       // tab B: create a report there; tab A sees it
       await b.getByTestId('new-report').click();
       await b.waitForFunction(() => document.querySelectorAll('[data-testid="report"]').length === 2, null, {
@@ -375,12 +234,10 @@ async function main() {
         .locator('[data-testid="report"]')
         .evaluateAll((rows, known) => rows.map((r) => r.dataset.reportId).find((id) => id !== known), first);
       await waitStatus(a, second, 'pending', 5000);
-      for (const p of [a, b]) {
-        const s = await esStats(p);
-        assert.equal(s.open, 1, `open EventSources: ${JSON.stringify(s)}`);
-        // the four named events of the contract, however many times the page re-rendered
-        assert.equal(s.listeners, 4, `listeners on the EventSource: ${JSON.stringify(s)}`);
-      }
+      const s = await openStreams([a, b]);
+      assert.equal(s.open, 1, `open EventSources in tabs A and B: ${JSON.stringify(s)}`);
+      // reset + the four named events of the contract, however many times the pages re-rendered
+      assert.equal(s.listeners, 5, `listeners on the EventSource: ${JSON.stringify(s)}`);
     });
 
     await test('after a server restart both tabs reconnect and show changes made after it', async () => {
@@ -413,7 +270,7 @@ async function main() {
         timeout: RECONNECT_MS,
       });
       await shot('06-after-restart');
-      for (const p of [a, b]) assert.equal((await esStats(p)).open, 1, 'still one EventSource per tab');
+      assert.equal((await openStreams([a, b])).open, 1, 'still one EventSource for both tabs');
     });
 
     await test('sign-out closes the stream; signing in again by pasting the id shows the same reports', async () => {
@@ -427,7 +284,8 @@ async function main() {
       await a.getByTestId('signin-input').press('Enter');
       await waitStatus(a, first, 'completed', 10_000);
       assert.equal(await a.getByTestId('user-id').innerText(), userId);
-      assert.equal((await esStats(a)).open, 1);
+      // B took the stream over when A signed out; A, signed in again, shares it.
+      assert.equal((await openStreams([a, b])).open, 1, 'one EventSource for both tabs');
       await shot('07-signed-in-again');
     });
 
@@ -443,11 +301,6 @@ async function main() {
 try {
   await main();
 } catch (e) {
-  results.push({ name: 'harness', ok: false });
-  console.log(`not ok - harness: ${e?.stack ?? e}`);
+  fail('harness', e?.stack ?? e);
 }
-const passed = results.filter((r) => r.ok).length;
-const failed = results.length - passed;
-if (failed) process.exitCode = 1;
-console.log(`screenshots: ${path.relative(process.cwd(), SHOTS) || '.'}`);
-console.log(`${passed} passed, ${failed} failed`);
+finish();

@@ -284,3 +284,33 @@ describe('parseServerEvent', () => {
     expect(ev).toEqual(snapshot([report(A)], at));
   });
 });
+
+describe('resume and reset (the server could not replay what was missed)', () => {
+  it('a resumed connection without a snapshot keeps the board and applies the missed events', () => {
+    const s = run([snapshot([report(A), report(B)]), update(A, 'queued'), update(B, 'canceled')]);
+    expect(statuses(s)).toEqual([
+      [A, 'queued'],
+      [B, 'canceled'],
+    ]);
+  });
+
+  it('reset keeps the board until the snapshot that follows replaces it', () => {
+    const before = run([snapshot([report(A), report(B)]), update(C, 'queued')]);
+    expect(Object.keys(before.orphanUpdates)).toEqual([C]);
+    const reset = applyEvent(before, { type: 'stream_reset', reason: 'history_expired', at: '2026-01-01T12:00:02Z' });
+    expect(statuses(reset)).toEqual(statuses(before));
+    expect(reset.orphanUpdates).toEqual({});
+    const after = applyEvent(reset, snapshot([report(B, 'failed')]));
+    expect(statuses(after)).toEqual([[B, 'failed']]);
+  });
+
+  it('parses the reset event', () => {
+    const at = '2026-01-01T12:00:00Z';
+    expect(parseServerEvent('reset', JSON.stringify({ reason: 'unknown_id', lastEventId: 'x' }), at)).toEqual({
+      type: 'stream_reset',
+      reason: 'unknown_id',
+      at,
+    });
+    expect(parseServerEvent('reset', '[]', at)).toBeNull();
+  });
+});

@@ -5,6 +5,12 @@
 // tabs and reconnects consistent:
 //
 // - `snapshot` is the truth at the moment a connection opened: it replaces the list.
+//   A connection that resumes exactly (Last-Event-ID) gets no snapshot, only the events
+//   it missed: the list stays and those events patch it.
+// - `reset` (`stream_reset` here) says the server could not replay what was missed; a
+//   `snapshot` follows at once and replaces the list. Until then the list is kept (it
+//   is still the best there is), and updates kept aside are dropped (the snapshot is
+//   newer than all of them).
 // - `new_report` describes a report as created (pending). A report already on the list
 //   is at least that new, so a repeated or late `new_report` (or the POST reply that
 //   races its own event) never adds a second row and never rolls a status back.
@@ -46,6 +52,7 @@ export interface BoardState {
 
 export type BoardEvent =
   // from the server, over SSE
+  | { type: 'stream_reset'; reason: string; at: string }
   | { type: 'snapshot'; reports: Report[]; at: string }
   | { type: 'new_report'; report: Report }
   | { type: 'report_status_update'; id: string; status: Status; at: string }
@@ -86,6 +93,9 @@ function withStatus(report: Report, status: Status, at: string): Report {
 
 export function applyEvent(state: BoardState, event: BoardEvent): BoardState {
   switch (event.type) {
+    case 'stream_reset':
+      return Object.keys(state.orphanUpdates).length ? { ...state, orphanUpdates: {} } : state;
+
     case 'snapshot': {
       const byId: Record<string, Report> = {};
       for (const r of event.reports) {
@@ -210,6 +220,12 @@ export function parseServerEvent(name: string, data: string, at: string): BoardE
     return null;
   }
   switch (name) {
+    case 'reset': {
+      // {"reason": "history_expired" | "unknown_id", "lastEventId": "..."}
+      if (!isRecord(v)) return null;
+      const reason = typeof v.reason === 'string' && v.reason ? v.reason : 'unknown';
+      return { type: 'stream_reset', reason, at };
+    }
     case 'snapshot': {
       if (!Array.isArray(v)) return null;
       const reports = v.map(toReport).filter((r): r is Report => r !== null);

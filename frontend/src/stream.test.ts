@@ -1,55 +1,23 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { connectReportStream, streamUrl, type Connection, type EventSourceLike } from './stream.ts';
+// Unit tests of stream.ts: one EventSource, its reconnects and its clean-up.
+import { connectReportStream, streamUrl, type Connection } from './stream.ts';
 import type { BoardEvent } from './reports.ts';
+import { FakeEventSource } from './testFakes.ts';
 
 const USER = '11111111-1111-4111-8111-111111111111';
 
-/** Enough of EventSource to drive the module: counts listeners so leaks show. */
-class FakeEventSource implements EventSourceLike {
-  static all: FakeEventSource[] = [];
-  readyState = 0;
-  closed = false;
-  onopen: ((this: never, ev: Event) => unknown) | null = null;
-  onerror: ((this: never, ev: Event) => unknown) | null = null;
-  listeners = new Map<string, Set<(ev: MessageEvent) => void>>();
-
-  constructor(readonly url: string) {
-    FakeEventSource.all.push(this);
-  }
-  addEventListener(type: string, l: (ev: MessageEvent) => void) {
-    if (!this.listeners.has(type)) this.listeners.set(type, new Set());
-    this.listeners.get(type)!.add(l);
-  }
-  removeEventListener(type: string, l: (ev: MessageEvent) => void) {
-    this.listeners.get(type)?.delete(l);
-  }
-  close() {
-    this.closed = true;
-    this.readyState = 2;
-  }
-  listenerCount() {
-    let n = 0;
-    for (const s of this.listeners.values()) n += s.size;
-    return n + (this.onopen ? 1 : 0) + (this.onerror ? 1 : 0);
-  }
-  emit(type: string, data: unknown, lastEventId = '') {
-    this.readyState = 1;
-    const ev = { type, data: typeof data === 'string' ? data : JSON.stringify(data), lastEventId } as MessageEvent;
-    for (const l of this.listeners.get(type) ?? []) l(ev);
-  }
-  fail(readyState: 0 | 2) {
-    this.readyState = readyState;
-    (this.onerror as ((ev: Event) => void) | null)?.({} as Event);
-  }
-}
-
-function connect() {
+function connect(lastEventId: string | null = null) {
   const events: BoardEvent[] = [];
+  const ids: (string | null)[] = [];
   const states: Connection[] = [];
   const bad: string[] = [];
   const close = connectReportStream({
     userId: USER,
-    onEvent: (e) => events.push(e),
+    lastEventId,
+    onEvent: (e, id) => {
+      events.push(e);
+      ids.push(id);
+    },
     onConnection: (s) => states.push(s),
     createEventSource: (url) => new FakeEventSource(url),
     now: () => '2026-01-01T12:00:00Z',
@@ -57,7 +25,7 @@ function connect() {
     maxRetryMs: 4000,
     onBadEvent: (name) => bad.push(name),
   });
-  return { events, states, bad, close };
+  return { events, ids, states, bad, close };
 }
 
 beforeEach(() => {
@@ -76,13 +44,47 @@ describe('connectReportStream', () => {
     expect(states).toEqual(['connecting']);
   });
 
-  it('turns named events into board events and goes live on the snapshot', () => {
-    const { events, states } = connect();
+  it('goes live when the connection opens, before any event', () => {
+    const { states } = connect();
+    FakeEventSource.all[0].open();
+    expect(states).toEqual(['connecting', 'live']);
+  });
+
+  it('turns named events into board events, each with its id', () => {
+    const { events, ids, states } = connect();
     const es = FakeEventSource.all[0];
+    es.open();
     es.emit('snapshot', [], '1');
     es.emit('report_status_update', { id: 'x', status: 'queued' }, '2');
     expect(events.map((e) => e.type)).toEqual(['snapshot', 'report_status_update']);
+    expect(ids).toEqual(['1', '2']);
     expect(states).toEqual(['connecting', 'live']);
+  });
+
+  it('passes reset on, so the board knows the snapshot that follows replaces it', () => {
+    const { events } = connect('old-id');
+    const es = FakeEventSource.all[0];
+    expect(es.url).toBe(streamUrl('', USER, 'old-id'));
+    es.open();
+    es.emit('reset', { reason: 'history_expired', lastEventId: 'old-id' }, '');
+    es.emit('snapshot', [], '9');
+    expect(events).toEqual([
+      { type: 'stream_reset', reason: 'history_expired', at: '2026-01-01T12:00:00Z' },
+      { type: 'snapshot', reports: [], at: '2026-01-01T12:00:00Z' },
+    ]);
+  });
+
+  it('a reconnect that resumes exactly gets no snapshot and is live all the same', () => {
+    const { events, states } = connect();
+    const es = FakeEventSource.all[0];
+    es.open();
+    es.emit('snapshot', [], '1');
+    es.fail(0); // the browser retries by itself with Last-Event-ID: 1
+    expect(states.at(-1)).toBe('reconnecting');
+    es.open(); // resumed: only the missed events follow
+    expect(states.at(-1)).toBe('live');
+    es.emit('report_status_update', { id: 'x', status: 'queued' }, '2');
+    expect(events.map((e) => e.type)).toEqual(['snapshot', 'report_status_update']);
   });
 
   it('ignores malformed events instead of throwing', () => {
@@ -100,7 +102,7 @@ describe('connectReportStream', () => {
     vi.advanceTimersByTime(60_000);
     expect(FakeEventSource.all).toHaveLength(1);
     expect(states.at(-1)).toBe('reconnecting');
-    es.emit('snapshot', [], '5');
+    es.open();
     expect(states.at(-1)).toBe('live');
   });
 
@@ -120,7 +122,7 @@ describe('connectReportStream', () => {
     expect(FakeEventSource.all[1].url).toContain('lastEventId=42');
   });
 
-  it('backs off between manual reconnects, up to the cap, and resets after a snapshot', () => {
+  it('backs off between manual reconnects, up to the cap, and starts over once a connection opens', () => {
     connect();
     const delays: number[] = [];
     for (let i = 0; i < 4; i++) {
@@ -135,7 +137,7 @@ describe('connectReportStream', () => {
       delays.push(waited);
     }
     expect(delays).toEqual([1000, 2000, 4000, 4000]);
-    FakeEventSource.all.at(-1)!.emit('snapshot', []);
+    FakeEventSource.all.at(-1)!.open();
     FakeEventSource.all.at(-1)!.fail(2);
     vi.advanceTimersByTime(1000);
     expect(FakeEventSource.all).toHaveLength(6);
@@ -144,7 +146,7 @@ describe('connectReportStream', () => {
   it('close() removes every listener, closes the source and cancels a pending reconnect', () => {
     const { close, events } = connect();
     const es = FakeEventSource.all[0];
-    expect(es.listenerCount()).toBe(5); // 4 named events + onerror
+    expect(es.listenerCount()).toBe(7); // 5 named events + onopen + onerror
     close();
     expect(es.closed).toBe(true);
     expect(es.listenerCount()).toBe(0);
@@ -167,6 +169,6 @@ describe('connectReportStream', () => {
     }
     const open = FakeEventSource.all.filter((s) => !s.closed);
     expect(open).toHaveLength(1);
-    expect(open[0].listenerCount()).toBe(5);
+    expect(open[0].listenerCount()).toBe(7);
   });
 });

@@ -1,11 +1,15 @@
-// One EventSource on /v4/sse for a signed-in tab.
+// One EventSource on /v4/sse (sharedStream.ts decides which tab opens it).
 //
 // The browser reconnects by itself after a network error (the server's `retry:` field,
-// 2 s) and sends `Last-Event-ID`, so nothing is missed across a server restart; the first
-// event of every connection is a fresh `snapshot` anyway. When the browser gives up for
-// good (an HTTP error status such as 503 while the server starts, or a response that is
-// not an event stream), this opens a new EventSource after a back-off and passes the last
-// event id as `?lastEventId=` (a new EventSource cannot set the header).
+// 2 s) and sends `Last-Event-ID`, so nothing is missed across a server restart. A
+// connection that resumes exactly gets only the events it missed, no `snapshot`; one the
+// server cannot resume exactly starts with `reset` and then a fresh `snapshot`. So the
+// connection counts as live when it opens (`onopen`), not when a snapshot arrives. When
+// the browser gives up for good (an HTTP error status such as 503 while the server
+// starts, or a response that is not an event stream), this opens a new EventSource after
+// a back-off and passes the last event id as `?lastEventId=` (a new EventSource cannot
+// set the header). `lastEventId` in the options starts the first connection from an id
+// seen elsewhere (the tab that takes over the shared stream).
 //
 // `connectReportStream` returns `close()`: it removes every listener, closes the source
 // and cancels a pending reconnect. Nothing else holds on to the connection.
@@ -14,7 +18,7 @@ import { parseServerEvent, type BoardEvent } from './reports.ts';
 
 export type Connection = 'connecting' | 'live' | 'reconnecting';
 
-export const SERVER_EVENTS = ['snapshot', 'new_report', 'report_status_update', 'report_status_rejected'] as const;
+export const SERVER_EVENTS = ['reset', 'snapshot', 'new_report', 'report_status_update', 'report_status_rejected'] as const;
 
 /** The part of the EventSource API this module uses (a test can pass a fake). */
 export interface EventSourceLike {
@@ -28,8 +32,11 @@ export interface EventSourceLike {
 
 export interface StreamOptions {
   userId: string;
-  onEvent: (event: BoardEvent) => void;
+  /** Every decoded server event, with its SSE id (null when it carries none). */
+  onEvent: (event: BoardEvent, id: string | null) => void;
   onConnection: (state: Connection) => void;
+  /** Resume from this id (sent as `?lastEventId=`); null starts with a snapshot. */
+  lastEventId?: string | null;
   /** Prefix for the URL, '' for the page's own origin. */
   baseUrl?: string;
   createEventSource?: (url: string) => EventSourceLike;
@@ -64,23 +71,30 @@ export function connectReportStream(options: StreamOptions): () => void {
 
   let source: EventSourceLike | null = null;
   let timer: ReturnType<typeof setTimeout> | null = null;
-  let lastEventId: string | null = null;
+  let lastEventId: string | null = options.lastEventId ?? null;
   let failures = 0;
   let closed = false;
+  let live = false;
+
+  const goLive = () => {
+    failures = 0;
+    if (live) return;
+    live = true;
+    onConnection('live');
+  };
 
   const onMessage = (ev: MessageEvent) => {
     if (closed) return;
     if (ev.lastEventId) lastEventId = ev.lastEventId;
+    // An event can only come over an open connection (a fake or an old browser may not
+    // have fired `open` first).
+    goLive();
     const event = parseServerEvent(ev.type, String(ev.data), now());
     if (!event) {
       onBadEvent(ev.type, String(ev.data));
       return;
     }
-    if (event.type === 'snapshot') {
-      failures = 0;
-      onConnection('live');
-    }
-    onEvent(event);
+    onEvent(event, ev.lastEventId || null);
   };
 
   const detach = (s: EventSourceLike) => {
@@ -96,8 +110,13 @@ export function connectReportStream(options: StreamOptions): () => void {
     const s = createEventSource(streamUrl(baseUrl, userId, lastEventId));
     source = s;
     for (const name of SERVER_EVENTS) s.addEventListener(name, onMessage);
+    s.onopen = () => {
+      if (closed || source !== s) return;
+      goLive();
+    };
     s.onerror = () => {
       if (closed || source !== s) return;
+      live = false;
       onConnection('reconnecting');
       if (s.readyState === CLOSED) {
         // The browser will not retry this one: start a new one later.

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useReducer, useState } from 'react';
 import { applyEvent, initialState } from './reports.ts';
-import { connectReportStream, type Connection } from './stream.ts';
+import type { Connection } from './stream.ts';
+import { connectSharedReportStream } from './sharedStream.ts';
 import { ApiError, createReport, requestStatus } from './api.ts';
 import type { Status } from './transitions.ts';
 
@@ -14,11 +15,12 @@ export function useBoard(userId: string) {
   const [state, dispatch] = useReducer(applyEvent, initialState);
   const [connection, setConnection] = useState<Connection>('connecting');
 
-  // One EventSource per signed-in tab; closed on sign-out, user change and unmount.
+  // One EventSource for all the tabs of this browser (sharedStream.ts: one tab holds it
+  // and passes its events on); this tab leaves on sign-out, user change and unmount.
   // `dispatch` and `setConnection` are stable, so re-renders never touch the stream.
   useEffect(() => {
     dispatch({ type: 'reset' });
-    return connectReportStream({ userId, onEvent: dispatch, onConnection: setConnection });
+    return connectSharedReportStream({ userId, onEvent: dispatch, onConnection: setConnection });
   }, [userId]);
 
   const [creating, setCreating] = useState(false);

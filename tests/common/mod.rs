@@ -37,15 +37,34 @@ pub fn with_services() -> Config {
     let dynamodb = std::env::var("SSE_TEST_DYNAMODB").expect(
         "SSE_TEST_DYNAMODB is not set: run scripts/test.sh, or scripts/services.sh up and set SSE_TEST_DYNAMODB=http://127.0.0.1:8111",
     );
-    Config {
+    let config = Config {
         kafka_brokers: Some(kafka),
         dynamodb_endpoint: Some(dynamodb),
-        // Each test has its own writers group (instances of one test share it), so
-        // a group left behind by an earlier test (or by the local broker's restart)
-        // cannot hold up the next one.
+        // Each test has its own topics and writers group (the instances of one test,
+        // made from clones of this config, share them; the server creates missing
+        // topics). A group left behind by an earlier test (or by the local broker's
+        // restart) cannot hold up the next one, and a new writers group, which starts
+        // at the beginning of its command topic, reads only this test's commands:
+        // with the shared `v4_messages` it re-read every command ever sent, so on a
+        // long-lived broker the suite got slower with every run.
+        v3_topic: unique("test-v3-messages"),
+        v4_command_topic: unique("test-v4-messages"),
+        v4_event_topic: unique("test-v4-events"),
         v4_writers_group: unique("sse-server-v4-writers-test"),
         ..Config::default()
+    };
+    // SSE_TEST_SHARED_TOPICS=1: the server's standard topics, shared by every test and
+    // every run, as the suite used them before; only to measure what that costs.
+    if std::env::var("SSE_TEST_SHARED_TOPICS").is_ok_and(|v| v == "1") {
+        let standard = Config::default();
+        return Config {
+            v3_topic: standard.v3_topic,
+            v4_command_topic: standard.v4_command_topic,
+            v4_event_topic: standard.v4_event_topic,
+            ..config
+        };
     }
+    config
 }
 
 /// A unique name, so tests sharing services never see each other's data.
@@ -199,14 +218,36 @@ impl SseClient {
     }
 }
 
-/// Sends each line as one record through the outside Python client.
-pub fn produce_with_python(brokers: &str, key: &str, lines: &[&[u8]]) {
+/// The Python interpreter for `tests/kafka_tool.py` (it needs confluent-kafka):
+/// `$SSE_TEST_PYTHON` (scripts/test.sh sets it), else the virtual environment
+/// `.local/venv` that scripts/prereqs.sh creates, else `python3`. Never the system's
+/// Python by default: Debian's refuses `pip install` (PEP 668).
+pub fn test_python() -> String {
+    if let Ok(python) = std::env::var("SSE_TEST_PYTHON") {
+        if !python.is_empty() {
+            return python;
+        }
+    }
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.local/venv/bin/python");
+    if std::path::Path::new(venv).exists() {
+        return venv.to_owned();
+    }
+    "python3".to_owned()
+}
+
+/// Sends each line as one record to `topic` through the outside Python client.
+pub fn produce_with_python(brokers: &str, topic: &str, key: &str, lines: &[&[u8]]) {
     let tool = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kafka_tool.py");
-    let mut child = Command::new("python3")
-        .args([tool, "produce", brokers, "v3_messages", "--key", key])
+    let python = test_python();
+    let mut child = Command::new(&python)
+        .args([tool, "produce", brokers, topic, "--key", key])
         .stdin(Stdio::piped())
         .spawn()
-        .expect("python3 tests/kafka_tool.py");
+        .unwrap_or_else(|e| {
+            panic!(
+                "{python} tests/kafka_tool.py: {e} (run scripts/test.sh, or set SSE_TEST_PYTHON)"
+            )
+        });
     let mut stdin = child.stdin.take().expect("stdin");
     for line in lines {
         stdin.write_all(line).expect("write");

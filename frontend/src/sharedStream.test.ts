@@ -1,0 +1,207 @@
+// Unit tests of sharedStream.ts: the tabs of one browser share one EventSource; the
+// others get every event over the channel; closing the holder hands the stream over,
+// resuming from the last event id.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { connectSharedReportStream, type Role } from './sharedStream.ts';
+import { streamUrl, type Connection } from './stream.ts';
+import { applyEvent, initialState, selectReports, type BoardEvent, type BoardState } from './reports.ts';
+import { FakeChannels, FakeEventSource, FakeLocks, settle } from './testFakes.ts';
+import type { Report } from './types.ts';
+
+const USER = '22222222-2222-4222-8222-222222222222';
+const AT = '2026-01-01T12:00:00Z';
+
+function report(id: string, status: Report['reportStatus'] = 'pending'): Report {
+  return { userId: USER, reportId: id, reportStatus: status, createdAt: AT, updatedAt: AT };
+}
+
+/** One browser: its locks and channels, shared by the tabs opened in it. */
+function browser() {
+  const locks = new FakeLocks();
+  const channels = new FakeChannels();
+  const tabs: Tab[] = [];
+  const open = (name: string, options: { locks?: FakeLocks | null } = {}) => {
+    const tab: Tab = { name, board: initialState, states: [], roles: [], events: [], close: () => {} };
+    tab.close = connectSharedReportStream({
+      userId: USER,
+      tabId: name,
+      locks: options.locks === undefined ? locks : options.locks,
+      createChannel: channels.create,
+      createEventSource: (url) => new FakeEventSource(url),
+      now: () => AT,
+      onEvent: (e) => {
+        tab.events.push(e);
+        tab.board = applyEvent(tab.board, e);
+      },
+      onConnection: (s) => tab.states.push(s),
+      onRole: (r) => tab.roles.push(r),
+    });
+    tabs.push(tab);
+    return tab;
+  };
+  return { open, tabs };
+}
+
+interface Tab {
+  name: string;
+  board: BoardState;
+  states: Connection[];
+  roles: Role[];
+  events: BoardEvent[];
+  close: () => void;
+}
+
+const statuses = (tab: Tab) => selectReports(tab.board).map((r) => `${r.reportId}:${r.reportStatus}`);
+
+beforeEach(() => {
+  FakeEventSource.all = [];
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('connectSharedReportStream', () => {
+  it('eight tabs: one EventSource, every event in every tab', async () => {
+    const { open, tabs } = browser();
+    for (let i = 0; i < 8; i++) open(`tab${i}`);
+    await settle();
+    expect(FakeEventSource.open()).toHaveLength(1);
+    expect(tabs[0].roles).toEqual(['waiting', 'holder']);
+    for (const t of tabs.slice(1)) expect(t.roles).toEqual(['waiting']);
+
+    const es = FakeEventSource.all[0];
+    expect(es.url).toBe(streamUrl('', USER, null));
+    es.open();
+    es.emit('snapshot', [report('a')], '10');
+    es.emit('report_status_update', { id: 'a', status: 'queued' }, '11');
+    await settle();
+    for (const t of tabs) {
+      expect(statuses(t)).toEqual(['a:queued']);
+      expect(t.states.at(-1)).toBe('live');
+    }
+  });
+
+  it('a tab opened later gets the board at once from the holder', async () => {
+    const { open } = browser();
+    const first = open('first');
+    await settle();
+    const es = FakeEventSource.all[0];
+    es.open();
+    es.emit('snapshot', [report('a'), report('b')], '10');
+    es.emit('report_status_update', { id: 'b', status: 'queued' }, '11');
+    const late = open('late');
+    await settle();
+    expect(statuses(late)).toEqual(statuses(first));
+    expect(statuses(late)).toEqual(['a:pending', 'b:queued']);
+    expect(late.states.at(-1)).toBe('live');
+    es.emit('report_status_update', { id: 'a', status: 'canceled' }, '12');
+    await settle();
+    expect(statuses(late)).toEqual(['a:canceled', 'b:queued']);
+    expect(FakeEventSource.open()).toHaveLength(1);
+  });
+
+  it('a tab opened after the stream opened but before the snapshot shows it live, then gets the board', async () => {
+    const { open } = browser();
+    open('first');
+    await settle();
+    const es = FakeEventSource.all[0];
+    es.open();
+    const late = open('late');
+    await settle();
+    expect(late.states.at(-1)).toBe('live');
+    expect(late.board.loaded).toBe(false);
+    es.emit('snapshot', [report('a')], '10');
+    await settle();
+    expect(statuses(late)).toEqual(['a:pending']);
+  });
+
+  it('when the holder closes, the next tab takes over and resumes from the last event id', async () => {
+    const { open } = browser();
+    const holder = open('holder');
+    const second = open('second');
+    const third = open('third');
+    await settle();
+    const es = FakeEventSource.all[0];
+    es.open();
+    es.emit('snapshot', [report('a')], '10');
+    es.emit('report_status_update', { id: 'a', status: 'queued' }, '11');
+    await settle();
+
+    holder.close();
+    await settle();
+    expect(es.closed).toBe(true);
+    expect(second.roles).toEqual(['waiting', 'holder']);
+    expect(FakeEventSource.open()).toHaveLength(1);
+    const next = FakeEventSource.open()[0];
+    expect(next.url).toBe(streamUrl('', USER, '11'));
+
+    // The server resumed exactly: no snapshot, only what was missed. The board stays.
+    next.open();
+    next.emit('report_status_update', { id: 'a', status: 'processing' }, '12');
+    await settle();
+    for (const t of [second, third]) {
+      expect(statuses(t)).toEqual(['a:processing']);
+      expect(t.states.at(-1)).toBe('live');
+    }
+    expect(holder.events).toHaveLength(2); // a closed tab hears nothing more
+  });
+
+  it('reset and the snapshot that follows reach every tab', async () => {
+    const { open, tabs } = browser();
+    open('one');
+    open('two');
+    await settle();
+    const es = FakeEventSource.all[0];
+    es.open();
+    es.emit('snapshot', [report('a'), report('b')], '10');
+    es.fail(0);
+    es.open();
+    es.emit('reset', { reason: 'history_expired', lastEventId: '10' });
+    es.emit('snapshot', [report('b', 'failed')], '20');
+    await settle();
+    for (const t of tabs) {
+      expect(t.events.map((e) => e.type)).toContain('stream_reset');
+      expect(statuses(t)).toEqual(['b:failed']);
+    }
+  });
+
+  it('the connection state of the holder shows in every tab', async () => {
+    const { open, tabs } = browser();
+    open('one');
+    open('two');
+    await settle();
+    const es = FakeEventSource.all[0];
+    es.open();
+    es.fail(0);
+    await settle();
+    for (const t of tabs) expect(t.states.at(-1)).toBe('reconnecting');
+    es.open();
+    await settle();
+    for (const t of tabs) expect(t.states.at(-1)).toBe('live');
+  });
+
+  it('a tab closed while waiting never opens a stream, and leaves the others be', async () => {
+    const { open } = browser();
+    const holder = open('holder');
+    const waiting = open('waiting');
+    const other = open('other');
+    await settle();
+    waiting.close();
+    holder.close();
+    await settle();
+    expect(waiting.roles).toEqual(['waiting']);
+    expect(other.roles).toEqual(['waiting', 'holder']);
+    expect(FakeEventSource.open()).toHaveLength(1);
+    other.close();
+    await settle();
+    expect(FakeEventSource.open()).toHaveLength(0);
+  });
+
+  it('without the Web Locks API each tab opens its own stream', async () => {
+    const { open } = browser();
+    open('one', { locks: null });
+    open('two', { locks: null });
+    await settle();
+    expect(FakeEventSource.open()).toHaveLength(2);
+  });
+});
