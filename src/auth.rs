@@ -119,9 +119,10 @@ impl Verifier {
             (None, Some(path)) => public_key(path)?,
         };
         let mut validation = Validation::new(algorithm);
-        // Expiry is exact: a stream ends at `exp`, so a token must not be accepted
-        // after it either.
+        // Expiry is exact, as streams end at `exp`: no leeway, and refused from the
+        // second `exp` on (RFC 7519), not only after it as the crate's default.
         validation.leeway = 0;
+        validation.reject_tokens_expiring_in_less_than = 1;
         validation.required_spec_claims = ["exp", "sub"].map(str::to_owned).into();
         match &config.auth_audience {
             Some(audience) => {
