@@ -356,13 +356,12 @@ impl Caller {
     where
         S: Stream + Send + Unpin,
     {
+        // `None`: never (no token, or an expiry past what the clock can represent).
         let left = match self {
             Caller::Anyone => None,
-            Caller::Token(identity) => Some(
-                (UNIX_EPOCH + Duration::from_secs(identity.expires_at))
-                    .duration_since(SystemTime::now())
-                    .unwrap_or_default(),
-            ),
+            Caller::Token(identity) => UNIX_EPOCH
+                .checked_add(Duration::from_secs(identity.expires_at))
+                .map(|at| at.duration_since(SystemTime::now()).unwrap_or_default()),
         };
         let expiry: Pin<Box<dyn Future<Output = ()> + Send>> = match left {
             Some(left) => Box::pin(tokio::time::sleep(left)),
@@ -436,6 +435,21 @@ mod tests {
         );
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer h"));
         assert_eq!(token_of(&headers, &uri).as_deref(), Some("h"));
+    }
+
+    #[tokio::test]
+    async fn a_stream_ends_at_expiry_and_a_far_expiry_is_never() {
+        let caller = |expires_at| {
+            Caller::Token(Identity {
+                sub: "a".to_owned(),
+                expires_at,
+                publish: false,
+            })
+        };
+        let mut expired = caller(0).until_expiry(futures_util::stream::pending::<()>());
+        assert_eq!(expired.next().await, None);
+        let mut far = caller(u64::MAX).until_expiry(futures_util::stream::iter([1]));
+        assert_eq!(far.next().await, Some(1));
     }
 
     #[test]

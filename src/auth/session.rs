@@ -63,12 +63,14 @@ async fn open(State(app): State<Arc<AppState>>, request: Request) -> Result<Resp
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let max_age = identity.expires_at.saturating_sub(now);
-    let expires =
-        DateTime::from_timestamp(i64::try_from(identity.expires_at).unwrap_or(i64::MAX), 0)
-            .map(|t| t.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
-            .unwrap_or_default();
+    // Expires for old browsers that ignore Max-Age; left out past what a date holds.
+    let expires = i64::try_from(identity.expires_at)
+        .ok()
+        .and_then(|secs| DateTime::from_timestamp(secs, 0))
+        .map(|t| t.format("; Expires=%a, %d %b %Y %H:%M:%S GMT").to_string())
+        .unwrap_or_default();
     let cookie = format!(
-        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}; Expires={expires}{}",
+        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{expires}{}",
         secure_suffix(request.headers(), request.uri().scheme_str())
     );
     set_cookie(answer(true, Some(&identity)).into_response(), &cookie)
