@@ -111,9 +111,22 @@ pub struct Config {
     #[arg(long, env = "SSE_HISTORY", default_value_t = 1_000)]
     pub history: usize,
 
-    /// Events queued per connection before it is closed as too slow.
+    /// How far back every instance keeps every user's events (e.g. `10m`, `90s`).
+    #[arg(long, env = "SSE_HISTORY_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub history_window: Duration,
+
+    /// Memory all kept events may use together (e.g. `256MiB`).
+    #[arg(long, env = "SSE_HISTORY_BYTES", default_value = "256MiB")]
+    pub history_bytes: bytesize::ByteSize,
+
+    /// Events queued per connection before it is closed as too slow (at most half
+    /// of `--history`, so an overflowing client can always resume without a gap).
     #[arg(long, env = "SSE_QUEUE", default_value_t = 1_024, value_parser = clap::value_parser!(u32).range(1..))]
     pub queue: u32,
+
+    /// Bytes queued per connection before it is closed as too slow.
+    #[arg(long, env = "SSE_QUEUE_BYTES", default_value = "1MiB")]
+    pub queue_bytes: bytesize::ByteSize,
 
     /// Origins allowed by CORS (repeatable); none means same origin only.
     #[arg(long = "cors-origin", env = "SSE_CORS_ORIGINS", value_delimiter = ',')]
@@ -159,6 +172,17 @@ impl Config {
     /// Interval between two `hi!` on /v1 (a zero interval would spin).
     pub fn v1_interval(&self) -> Duration {
         Duration::from_millis(self.v1_interval_ms.max(1))
+    }
+
+    /// What the /v2../v4 hubs keep and queue.
+    pub fn hub_limits(&self) -> crate::sse::HubLimits {
+        crate::sse::HubLimits {
+            history: self.history,
+            window: self.history_window,
+            history_bytes: usize::try_from(self.history_bytes.as_u64()).unwrap_or(usize::MAX),
+            queue: self.queue as usize,
+            queue_bytes: usize::try_from(self.queue_bytes.as_u64()).unwrap_or(usize::MAX),
+        }
     }
 
     /// Keep-alive interval for /v1, whose default is shorter to show the comments.

@@ -49,7 +49,7 @@ use crate::error::ApiError;
 use crate::limits::StreamLimits;
 use crate::metrics::{Metrics, RequestLabels};
 use crate::net::{ClosableListener, ConnectionHandle};
-use crate::sse::{IdGenerator, StreamSettings, UserHub};
+use crate::sse::{IdScheme, StreamSettings, UserHub};
 use crate::v4::dynamodb::{self, DynamoStore};
 use crate::v4::memory::MemoryStore;
 use crate::v4::store::ReportStore;
@@ -63,7 +63,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 pub struct AppState {
     pub config: Config,
     metrics: Arc<Metrics>,
-    ids: Arc<IdGenerator>,
     v2: Arc<UserHub>,
     v3: Arc<UserHub>,
     v4: Arc<UserHub>,
@@ -94,17 +93,26 @@ pub async fn build_state(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Arc<AppState>> {
     let metrics = Arc::new(Metrics::new());
-    let ids = Arc::new(IdGenerator::default());
-    let hub = |version| {
-        UserHub::new(
-            version,
-            ids.clone(),
-            config.history,
-            config.queue as usize,
-            metrics.clone(),
-        )
+    let limits = config.hub_limits();
+    if limits.effective_queue() < limits.queue {
+        tracing::info!(
+            "connection queues hold {} events (half of --history {}), so a client closed for overflow always resumes from the kept history",
+            limits.effective_queue(),
+            limits.history
+        );
+    }
+    // /v2 is in-process by design; /v3 and /v4 ids come from Kafka positions when
+    // Kafka is configured, so every instance can resume them.
+    let bus_ids = || match config.kafka_brokers {
+        Some(_) => IdScheme::Kafka,
+        None => IdScheme::local(),
     };
-    let (v2, v3, v4) = (hub("v2"), hub("v3"), hub("v4"));
+    let hub = |version, ids| UserHub::new(version, ids, limits.clone(), metrics.clone());
+    let (v2, v3, v4) = (
+        hub("v2", IdScheme::local()),
+        hub("v3", bus_ids()),
+        hub("v4", bus_ids()),
+    );
     let bus = match &config.kafka_brokers {
         Some(brokers) => Bus::Kafka(Arc::new(KafkaBus::new(brokers)?)),
         None => Bus::Memory(MemoryBus::default()),
@@ -160,7 +168,6 @@ pub async fn build_state(
     let app = Arc::new(AppState {
         config,
         metrics,
-        ids,
         v2,
         v3,
         v4,
@@ -172,7 +179,7 @@ pub async fn build_state(
     });
     v3::start_consumer(&app);
     v4::start(&app);
-    start_idle_eviction(&app);
+    start_history_eviction(&app);
     end_streams_on_shutdown(&app);
     Ok(app)
 }
@@ -188,18 +195,18 @@ fn end_streams_on_shutdown(app: &Arc<AppState>) {
     });
 }
 
-/// Forgets the history of users who have been gone for a while.
-fn start_idle_eviction(app: &Arc<AppState>) {
+/// Drops kept events once they are older than `--history-window`.
+fn start_history_eviction(app: &Arc<AppState>) {
     let app = app.clone();
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(30));
+        let mut every = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = every.tick() => {}
                 _ = app.shutdown.cancelled() => return,
             }
             for hub in [&app.v2, &app.v3, &app.v4] {
-                hub.evict_idle();
+                hub.evict();
             }
         }
     });

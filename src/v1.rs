@@ -13,7 +13,7 @@ use tokio_stream::wrappers::IntervalStream;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::sse::{Event, sse_response};
+use crate::sse::{frame, sse_response};
 use crate::user::UserQuery;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -29,12 +29,14 @@ async fn stream(
     let permit = app.limits.admit(&username)?;
     tracing::debug!(username, "v1 stream opened");
     let open = app.metrics.stream_opened("v1");
-    let ids = app.ids.clone();
     let every = app.config.v1_interval();
+    // /v1 keeps nothing to resume: its ids just count the connection's events.
+    let mut count = 0u64;
     let hi = IntervalStream::new(tokio::time::interval(every)).map(move |_| {
         // Keeps the stream counted as open for as long as it runs.
         let _ = &open;
-        Event::new(ids.next(), None, "hi!").bytes
+        count += 1;
+        frame(&count.to_string(), None, "hi!")
     });
     // No hub holds /v1 streams, so each one watches for shutdown itself.
     let hi = hi.take_until(app.shutdown.clone().cancelled_owned());

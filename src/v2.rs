@@ -47,8 +47,8 @@ pub fn accepted_at(id: String, delivered: usize) -> Response {
         .into_response()
 }
 
-/// `GET /vN/sse?username=NAME` over the hub `hub_of` picks: missed events first,
-/// then live ones. Shared by /v2 and /v3, which differ only in where messages come
+/// `GET /vN/sse?username=NAME` over the hub `hub_of` picks: missed events (or a
+/// `reset`) first, then live ones. Shared by /v2 and /v3, which differ only in where messages come
 /// from.
 pub fn stream_route(hub_of: fn(&AppState) -> &Arc<UserHub>) -> MethodRouter<Arc<AppState>> {
     get(
@@ -59,11 +59,13 @@ pub fn stream_route(hub_of: fn(&AppState) -> &Arc<UserHub>) -> MethodRouter<Arc<
               Query(query): Query<UserQuery>| async move {
             let username = query.username(&caller)?;
             let permit = app.limits.admit(&username)?;
-            let mut subscription = hub_of(&app).subscribe(&username, last.0, Some(connection));
-            let replay = subscription.take_replay();
+            let mut subscription =
+                hub_of(&app).subscribe(&username, last.as_deref(), Some(connection));
+            // A `reset` when the id cannot be resumed exactly, else the missed events.
+            let prelude = subscription.take_prelude(last.as_deref());
             let settings = app.stream_settings(app.config.keep_alive());
             let live = caller.until_expiry(permit.hold(subscription));
-            Ok::<_, ApiError>(sse_response(&settings, replay, live))
+            Ok::<_, ApiError>(sse_response(&settings, prelude, live))
         },
     )
 }
@@ -77,8 +79,8 @@ async fn message(
     caller.may_publish()?;
     let username = query.recipient(&caller)?;
     let text = message_text(&body)?;
-    let (id, delivered) = app.v2.send(&username, None, text);
-    Ok(accepted_at(id.to_string(), delivered))
+    let (id, delivered) = app.v2.send(&username, None, text, None).unwrap_or_default();
+    Ok(accepted_at(id, delivered))
 }
 
 async fn broadcast(
@@ -88,6 +90,6 @@ async fn broadcast(
 ) -> Result<Response, ApiError> {
     caller.may_publish()?;
     let text = message_text(&body)?;
-    let (id, delivered) = app.v2.broadcast(None, text);
-    Ok(accepted_at(id.to_string(), delivered))
+    let (id, delivered) = app.v2.broadcast(None, text, None).unwrap_or_default();
+    Ok(accepted_at(id, delivered))
 }

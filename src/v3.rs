@@ -16,7 +16,7 @@ use axum::routing::post;
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::bus::{Group, Record};
+use crate::bus::{FanOut, Record};
 use crate::error::ApiError;
 use crate::user::UserQuery;
 use crate::v2::{accepted_at, message_text, stream_route};
@@ -37,7 +37,10 @@ pub fn start_consumer(app: &Arc<AppState>) {
     let reader = app.clone();
     app.bus.consume(
         &topic,
-        Group::EachInstance,
+        FanOut::group(app.config.history_window, {
+            let hub = app.v3.clone();
+            move |starts| hub.reading_from(starts)
+        }),
         app.metrics.clone(),
         app.shutdown.clone(),
         move |record| {
@@ -71,14 +74,16 @@ fn parse(payload: &[u8]) -> Result<(&str, &str), Malformed> {
 }
 
 fn deliver(app: &AppState, record: Record) {
+    let position = record.position();
     match parse(&record.payload) {
         Ok((EVERYONE, message)) => {
-            app.v3.broadcast(None, message);
+            app.v3.broadcast(None, message, Some(position));
         }
         Ok((username, message)) => {
-            app.v3.send(username, None, message);
+            app.v3.send(username, None, message, Some(position));
         }
         Err(why) => {
+            app.v3.skip(position);
             tracing::warn!(
                 topic = app.config.v3_topic,
                 partition = record.partition,

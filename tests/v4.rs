@@ -300,14 +300,31 @@ async fn live_events(server: &TestServer) {
         assert!(!event.id.is_empty());
         last_id = event.id;
     }
-    // Resume: a reconnect gets a fresh snapshot, then what it missed.
+    // Exact resume: only what it missed, no snapshot.
     drop(tab1);
     api.move_to(user, id, "processing").await;
     let mut back = SseClient::connect_with(&url, Some(&last_id)).await;
-    assert_eq!(back.next().await.event, "snapshot");
     let missed = back.next().await;
     assert_eq!(missed.event, "report_status_update");
     assert!(missed.data.contains("processing"));
+    // An id that is not one of ours: `reset`, then the snapshot to re-sync from.
+    let mut lost = SseClient::connect_with(&url, Some("not-an-id")).await;
+    let reset = lost.next().await;
+    assert_eq!(reset.event, "reset");
+    assert_eq!(
+        serde_json::from_str::<Value>(&reset.data).expect("JSON"),
+        json!({ "reason": "unknown_id", "lastEventId": "not-an-id" })
+    );
+    let snapshot = lost.next().await;
+    assert_eq!(snapshot.event, "snapshot");
+    assert!(snapshot.data.contains("processing"));
+    // A client that has only the snapshot resumes from its id exactly.
+    drop(lost);
+    api.move_to(user, id, "completed").await;
+    let mut again = SseClient::connect_with(&url, Some(&snapshot.id)).await;
+    let missed = again.next().await;
+    assert_eq!(missed.event, "report_status_update");
+    assert!(missed.data.contains("completed"));
 }
 
 /// Two conflicting changes sent at once: exactly one is stored, the other is

@@ -1,9 +1,10 @@
 //! The Kafka bus, on `rdkafka` (bundled librdkafka).
 //!
 //! Fan-out topics (`Group::EachInstance`) are read by every instance from the
-//! offsets that were the end of each partition when the instance started: the
-//! partitions are assigned directly, so an instance reads from its first second
-//! without waiting for a group rebalance. Work-queue topics (`Group::Shared`) use a
+//! offsets of `now − since` (offsets for times), and the instance is ready once it
+//! has read up to the end each partition had when it started: that rebuilds the
+//! history every instance keeps for resume. The partitions are assigned directly,
+//! so an instance reads from its first second without waiting for a rebalance. Work-queue topics (`Group::Shared`) use a
 //! consumer group with manual commits after each handled record. Both loops retry
 //! forever: librdkafka reconnects to a broker that comes back by itself.
 
@@ -102,7 +103,7 @@ impl KafkaBus {
         for consumer in self.consumers.iter() {
             if !consumer.value().load(Ordering::Relaxed) {
                 return Err(format!(
-                    "the Kafka consumer of {} is not reading yet",
+                    "the Kafka reader of {} has not caught up with the topic yet",
                     consumer.key()
                 ));
             }
@@ -126,16 +127,33 @@ impl KafkaBus {
         // they read would be missed, while commands wait safely in their topic
         // until the group has handed out its partitions.
         let ready = Arc::new(AtomicBool::new(false));
-        if matches!(group, Group::EachInstance) {
+        if matches!(group, Group::EachInstance(_)) {
             self.consumers.insert(topic.to_owned(), ready.clone());
         }
         let bus = self.clone();
         let topic = topic.to_owned();
         tokio::spawn(async move {
-            let consumer = match bus.start_consumer(&topic, &group, ready, &shutdown).await {
-                Some(consumer) => consumer,
-                None => return,
+            let started = std::time::Instant::now();
+            let Some((consumer, mut catch_up)) =
+                bus.start_consumer(&topic, &group, &shutdown).await
+            else {
+                return;
             };
+            let caught_up_after = |records: u64| {
+                ready.store(true, Ordering::Relaxed);
+                if records > 0 {
+                    tracing::info!(
+                        topic,
+                        records,
+                        "caught up with the topic in {:.1?}",
+                        started.elapsed()
+                    );
+                }
+            };
+            let mut replayed = 0u64;
+            if catch_up.done() {
+                caught_up_after(0);
+            }
             let consumed = metrics
                 .kafka_consumed
                 .get_or_create(&TopicLabel {
@@ -157,8 +175,15 @@ impl KafkaBus {
                             partition: message.partition(),
                             offset: message.offset(),
                         };
+                        let (partition, offset) = (record.partition, record.offset);
                         if !handle_until_done(&handler, record, &shutdown).await {
                             return;
+                        }
+                        if !catch_up.done() {
+                            replayed += 1;
+                            if catch_up.read(partition, offset) {
+                                caught_up_after(replayed);
+                            }
                         }
                         if commit
                             && let Err(e) = consumer.commit_message(&message, CommitMode::Async)
@@ -186,15 +211,14 @@ impl KafkaBus {
         &self,
         topic: &str,
         group: &Group,
-        ready: Arc<AtomicBool>,
         shutdown: &CancellationToken,
-    ) -> Option<Arc<StreamConsumer>> {
+    ) -> Option<(Arc<StreamConsumer>, CatchUp)> {
         let mut backoff = Backoff::default();
         loop {
-            match self.try_start_consumer(topic, group, ready.clone()).await {
-                Ok(consumer) => {
+            match self.try_start_consumer(topic, group).await {
+                Ok(started) => {
                     tracing::info!(topic, ?group, "Kafka consumer started");
-                    return Some(consumer);
+                    return Some(started);
                 }
                 Err(e) => {
                     tracing::warn!(topic, "Kafka consumer cannot start yet, retrying: {e}");
@@ -210,11 +234,10 @@ impl KafkaBus {
         &self,
         topic: &str,
         group: &Group,
-        ready: Arc<AtomicBool>,
-    ) -> anyhow::Result<Arc<StreamConsumer>> {
+    ) -> anyhow::Result<(Arc<StreamConsumer>, CatchUp)> {
         self.create_topic(topic).await?;
         let group_id = match group {
-            Group::EachInstance => format!("sse-server-{}", self.instance),
+            Group::EachInstance(_) => format!("sse-server-{}", self.instance),
             Group::Shared(name) => name.clone(),
         };
         let consumer: StreamConsumer = client_config(&self.brokers)
@@ -229,16 +252,22 @@ impl KafkaBus {
             .set("heartbeat.interval.ms", "1000")
             .create()?;
         let consumer = Arc::new(consumer);
-        match group {
-            Group::EachInstance => {
+        let catch_up = match group {
+            Group::EachInstance(fan_out) => {
                 let c = consumer.clone();
                 let topic = topic.to_owned();
-                tokio::task::spawn_blocking(move || assign_at_end(&c, &topic)).await??;
+                let since = fan_out.since;
+                let catch_up =
+                    tokio::task::spawn_blocking(move || assign_from(&c, &topic, since)).await??;
+                (fan_out.reading_from)(&catch_up.starts);
+                catch_up
             }
-            Group::Shared(_) => consumer.subscribe(&[topic])?,
-        }
-        ready.store(true, Ordering::Relaxed);
-        Ok(consumer)
+            Group::Shared(_) => {
+                consumer.subscribe(&[topic])?;
+                CatchUp::default()
+            }
+        };
+        Ok((consumer, catch_up))
     }
 
     /// Creates `topic` unless it exists, so a fresh broker works out of the box.
@@ -257,8 +286,37 @@ impl KafkaBus {
     }
 }
 
-/// Assigns every partition of `topic` at its current end offset.
-fn assign_at_end(consumer: &StreamConsumer, topic: &str) -> anyhow::Result<()> {
+/// Where a fan-out reader began, and how far it must read to have caught up.
+#[derive(Debug, Default)]
+struct CatchUp {
+    /// Per partition, the first offset read.
+    starts: Vec<i64>,
+    /// Per partition, the end it had at the start; `i64::MIN` once reached.
+    ends: Vec<i64>,
+}
+
+impl CatchUp {
+    fn done(&self) -> bool {
+        self.ends.iter().all(|&end| end == i64::MIN)
+    }
+
+    /// Notes a record read; `true` when that completes the catch-up.
+    fn read(&mut self, partition: i32, offset: i64) -> bool {
+        if let Some(end) = usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.ends.get_mut(p))
+            && offset + 1 >= *end
+        {
+            *end = i64::MIN;
+            return self.done();
+        }
+        false
+    }
+}
+
+/// Assigns every partition of `topic` at the first offset of the last `since`
+/// (its end when nothing is that recent).
+fn assign_from(consumer: &StreamConsumer, topic: &str, since: Duration) -> anyhow::Result<CatchUp> {
     let timeout = Duration::from_secs(5);
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let partitions = metadata
@@ -271,13 +329,46 @@ fn assign_at_end(consumer: &StreamConsumer, topic: &str) -> anyhow::Result<()> {
         !partitions.is_empty(),
         "topic {topic} has no partitions yet"
     );
+    let count = partitions.iter().max().map_or(0, |p| *p as usize + 1);
+    let mut catch_up = CatchUp {
+        starts: vec![0; count],
+        ends: vec![i64::MIN; count],
+    };
+    let from_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(since)
+        .as_millis() as i64;
+    let mut query = TopicPartitionList::new();
+    for &partition in &partitions {
+        query.add_partition_offset(topic, partition, Offset::Offset(from_ms))?;
+    }
+    let found = if since.is_zero() {
+        None
+    } else {
+        Some(consumer.offsets_for_times(query, timeout)?)
+    };
     let mut assignment = TopicPartitionList::new();
     for partition in partitions {
-        let (_, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
-        assignment.add_partition_offset(topic, partition, Offset::Offset(high))?;
+        let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+        let start = match found
+            .as_ref()
+            .and_then(|f| f.find_partition(topic, partition))
+            .map(|e| e.offset())
+        {
+            Some(Offset::Offset(offset)) => offset.clamp(low, high),
+            // Nothing that recent (or no answer): start at the end.
+            _ => high,
+        };
+        let p = partition as usize;
+        catch_up.starts[p] = start;
+        if start < high {
+            catch_up.ends[p] = high;
+        }
+        assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
     }
     consumer.assign(&assignment)?;
-    Ok(())
+    Ok(catch_up)
 }
 
 /// `sse-server produce`: each line of stdin becomes one record. Returns how many

@@ -29,13 +29,54 @@ pub struct Record {
     pub offset: i64,
 }
 
+impl Record {
+    /// Where the record sits, as the SSE layer orders events.
+    pub fn position(&self) -> crate::sse::Position {
+        crate::sse::Position {
+            partition: usize::try_from(self.partition).unwrap_or(0),
+            offset: self.offset,
+        }
+    }
+}
+
 /// Who reads a topic.
 #[derive(Debug, Clone)]
 pub enum Group {
-    /// Every instance reads every record, from the moment it starts (fan-out).
-    EachInstance,
+    /// Every instance reads every record (fan-out).
+    EachInstance(FanOut),
     /// The instances share the records between them, each read once (work queue).
     Shared(String),
+}
+
+/// How a fan-out reader starts: it re-reads the records of the last `since`, and
+/// tells `reading_from` the first offset of each partition it reads (everything
+/// before is unknown to this instance). It is not ready until it has caught up
+/// with the end the topic had when it started.
+#[derive(Clone)]
+pub struct FanOut {
+    pub since: Duration,
+    pub reading_from: Arc<ReadingFrom>,
+}
+
+/// Told, per partition, the first offset a fan-out reader reads.
+pub type ReadingFrom = dyn Fn(&[i64]) + Send + Sync;
+
+impl FanOut {
+    /// The fan-out group reading the last `since`.
+    pub fn group(since: Duration, reading_from: impl Fn(&[i64]) + Send + Sync + 'static) -> Group {
+        Group::EachInstance(FanOut {
+            since,
+            reading_from: Arc::new(reading_from),
+        })
+    }
+}
+
+impl std::fmt::Debug for FanOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FanOut")
+            .field("since", &self.since)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

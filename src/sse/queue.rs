@@ -22,11 +22,14 @@ struct Shared {
     state: Mutex<State>,
     reader: AtomicWaker,
     capacity: usize,
+    byte_capacity: usize,
 }
 
 #[derive(Default)]
 struct State {
     events: VecDeque<Bytes>,
+    /// Bytes in `events`.
+    bytes: usize,
     /// Set when either side is dropped.
     closed: bool,
 }
@@ -39,17 +42,21 @@ pub struct QueueReceiver(Arc<Shared>);
 
 #[derive(Debug, PartialEq)]
 pub enum PushError {
-    /// The reader has `capacity` events waiting: it is too slow.
+    /// The reader has `capacity` events, or `byte_capacity` bytes, waiting: it is
+    /// too slow.
     Full,
     /// The reader is gone.
     Closed,
 }
 
-pub fn queue(capacity: usize) -> (QueueSender, QueueReceiver) {
+/// A queue holding at most `capacity` events and `byte_capacity` bytes (one event
+/// larger than that is still taken when the queue is empty).
+pub fn queue(capacity: usize, byte_capacity: usize) -> (QueueSender, QueueReceiver) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         reader: AtomicWaker::new(),
         capacity,
+        byte_capacity,
     });
     (QueueSender(shared.clone()), QueueReceiver(shared))
 }
@@ -72,9 +79,12 @@ impl QueueSender {
         if state.closed {
             return Err(PushError::Closed);
         }
-        if state.events.len() >= self.0.capacity {
+        let too_many_bytes =
+            !state.events.is_empty() && state.bytes + event.len() > self.0.byte_capacity;
+        if state.events.len() >= self.0.capacity || too_many_bytes {
             return Err(PushError::Full);
         }
+        state.bytes += event.len();
         state.events.push_back(event);
         drop(state);
         self.0.reader.wake();
@@ -108,6 +118,7 @@ impl Stream for QueueReceiver {
                 Poll::Pending
             };
         };
+        state.bytes -= first.len();
         if state.events.is_empty() {
             return Poll::Ready(Some(first));
         }
@@ -120,6 +131,7 @@ impl Stream for QueueReceiver {
                 break;
             }
             chunk.extend_from_slice(next);
+            state.bytes -= next.len();
             state.events.pop_front();
         }
         Poll::Ready(Some(chunk.freeze()))
@@ -133,7 +145,7 @@ mod tests {
 
     #[tokio::test]
     async fn queued_events_come_out_in_order_as_one_chunk() {
-        let (tx, mut rx) = queue(10);
+        let (tx, mut rx) = queue(10, 1024);
         tx.try_push(Bytes::from_static(b"a")).unwrap();
         tx.try_push(Bytes::from_static(b"b")).unwrap();
         assert_eq!(rx.next().await.unwrap(), Bytes::from_static(b"ab"));
@@ -143,7 +155,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_refuses_and_a_gone_reader_is_reported() {
-        let (tx, rx) = queue(1);
+        let (tx, rx) = queue(1, 1024);
         tx.try_push(Bytes::from_static(b"a")).unwrap();
         assert_eq!(tx.try_push(Bytes::from_static(b"b")), Err(PushError::Full));
         drop(rx);
@@ -154,8 +166,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_byte_bound_refuses_past_it_but_takes_one_large_event() {
+        let (tx, mut rx) = queue(100, 4);
+        tx.try_push(Bytes::from_static(b"12345678")).unwrap();
+        assert_eq!(tx.try_push(Bytes::from_static(b"a")), Err(PushError::Full));
+        assert_eq!(rx.next().await.unwrap(), Bytes::from_static(b"12345678"));
+        tx.try_push(Bytes::from_static(b"abc")).unwrap();
+        tx.try_push(Bytes::from_static(b"d")).unwrap();
+        assert_eq!(tx.try_push(Bytes::from_static(b"e")), Err(PushError::Full));
+    }
+
+    #[tokio::test]
     async fn the_stream_ends_after_the_sender_is_dropped() {
-        let (tx, mut rx) = queue(4);
+        let (tx, mut rx) = queue(4, 1024);
         tx.try_push(Bytes::from_static(b"last")).unwrap();
         drop(tx);
         assert_eq!(rx.next().await.unwrap(), Bytes::from_static(b"last"));
@@ -164,7 +187,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_reader_is_woken_by_a_push() {
-        let (tx, mut rx) = queue(4);
+        let (tx, mut rx) = queue(4, 1024);
         let reader = tokio::spawn(async move { rx.next().await });
         tokio::task::yield_now().await;
         tx.try_push(Bytes::from_static(b"x")).unwrap();

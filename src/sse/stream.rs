@@ -18,8 +18,6 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
 
-use super::EventId;
-
 const KEEP_ALIVE: Bytes = Bytes::from_static(b": keep-alive-text\n\n");
 
 /// Per-stream settings shared by every version.
@@ -30,9 +28,16 @@ pub struct StreamSettings {
 }
 
 /// The `Last-Event-ID` header, or the `lastEventId` query parameter for clients
-/// that cannot set headers. A value that is not an id we issued is ignored.
-#[derive(Debug, Clone, Copy)]
-pub struct LastEventId(pub Option<EventId>);
+/// that cannot set headers, as the client sent it. The hub decides whether it is
+/// an id it can resume from.
+#[derive(Debug, Clone)]
+pub struct LastEventId(pub Option<String>);
+
+impl LastEventId {
+    pub fn as_deref(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for LastEventId {
     type Rejection = Infallible;
@@ -41,19 +46,24 @@ impl<S: Send + Sync> FromRequestParts<S> for LastEventId {
         let from_header = parts
             .headers
             .get("last-event-id")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned());
         let from_query = || {
             parts.uri.query().and_then(|q| {
-                q.split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .find(|(k, _)| *k == "lastEventId")
-                    .and_then(|(_, v)| v.parse().ok())
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "lastEventId")
+                    .map(|(_, v)| v.trim().to_owned())
             })
         };
-        Ok(LastEventId(from_header.or_else(from_query)))
+        let id = from_header
+            .or_else(from_query)
+            .filter(|id| !id.is_empty())
+            .map(|id| id.chars().take(MAX_ECHOED_ID).collect());
+        Ok(LastEventId(id))
     }
 }
+
+/// How much of a client's id is kept (and echoed in a `reset`).
+const MAX_ECHOED_ID: usize = 256;
 
 /// An event-stream response: `prelude` first, then `live` until it ends, with a
 /// keep-alive comment every `keep_alive`.

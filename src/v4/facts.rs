@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::report::{Report, Status};
 use crate::AppState;
-use crate::bus::{Group, Record};
+use crate::bus::{FanOut, Record};
 
 /// Fact ids remembered per instance to drop duplicates.
 const REMEMBERED_FACTS: usize = 10_000;
@@ -87,7 +87,10 @@ pub fn start_consumer(app: &Arc<AppState>) {
     let reader = app.clone();
     app.bus.consume(
         &app.config.v4_event_topic,
-        Group::EachInstance,
+        FanOut::group(app.config.history_window, {
+            let hub = app.v4.clone();
+            move |starts| hub.reading_from(starts)
+        }),
         app.metrics.clone(),
         app.shutdown.clone(),
         move |record| {
@@ -107,6 +110,7 @@ fn push(app: &AppState, seen: &Mutex<Seen>, record: &Record) {
                 "skipping malformed fact: {e}"
             );
             app.metrics.malformed(&app.config.v4_event_topic);
+            app.v4.skip(record.position());
             return;
         }
     };
@@ -119,7 +123,10 @@ fn push(app: &AppState, seen: &Mutex<Seen>, record: &Record) {
             &fact.user_id.to_string(),
             Some(fact.event.name()),
             &fact.event.data(),
+            Some(record.position()),
         );
+    } else {
+        app.v4.skip(record.position());
     }
 }
 

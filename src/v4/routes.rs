@@ -25,7 +25,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::net::ConnectionHandle;
-use crate::sse::{Event, LastEventId, sse_response};
+use crate::sse::{LastEventId, frame, sse_response};
 use crate::user::UserIdQuery;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -174,22 +174,23 @@ async fn stream(
 ) -> Result<Response, ApiError> {
     let user_id = query.user_id(&caller)?;
     let permit = app.limits.admit(&user_id.to_string())?;
-    // The snapshot's id is taken before subscribing, and the snapshot read after:
-    // an event that lands in between is in both (applying a status twice is
-    // harmless) and has a larger id, so a client resuming from the snapshot's id
-    // still gets it.
-    let snapshot_id = app.ids.next();
-    let mut subscription = app
-        .v4
-        .subscribe(&user_id.to_string(), last.0, Some(connection));
-    let reports = app.store.list(user_id).await.map_err(store_down)?;
-    let snapshot = Event::new(
-        snapshot_id,
-        Some("snapshot"),
-        &serde_json::to_string(&reports).unwrap_or_default(),
-    );
-    let mut prelude = vec![snapshot.bytes];
-    prelude.extend(subscription.take_replay());
+    let mut subscription =
+        app.v4
+            .subscribe(&user_id.to_string(), last.as_deref(), Some(connection));
+    let resumes_exactly = last.0.is_some() && subscription.reset.is_none();
+    // Exact resume: only the missed events. Otherwise (after a `reset` when the id
+    // could not be resumed) the board: a snapshot whose id is the hub's position at
+    // registration, read after it, so an event that lands in between is in both
+    // (applying a status twice is harmless) and none is missed.
+    let mut prelude = subscription.take_prelude(last.as_deref());
+    if !resumes_exactly {
+        let reports = app.store.list(user_id).await.map_err(store_down)?;
+        prelude.push(frame(
+            &subscription.position,
+            Some("snapshot"),
+            &serde_json::to_string(&reports).unwrap_or_default(),
+        ));
+    }
     Ok(sse_response(
         &app.stream_settings(app.config.keep_alive()),
         prelude,

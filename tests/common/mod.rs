@@ -223,10 +223,10 @@ impl SseClient {
 /// `.local/venv` that scripts/prereqs.sh creates, else `python3`. Never the system's
 /// Python by default: Debian's refuses `pip install` (PEP 668).
 pub fn test_python() -> String {
-    if let Ok(python) = std::env::var("SSE_TEST_PYTHON") {
-        if !python.is_empty() {
-            return python;
-        }
+    if let Ok(python) = std::env::var("SSE_TEST_PYTHON")
+        && !python.is_empty()
+    {
+        return python;
     }
     let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.local/venv/bin/python");
     if std::path::Path::new(venv).exists() {

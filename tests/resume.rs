@@ -1,0 +1,466 @@
+//! Resume where it usually breaks: on another instance, after `kill -9`, after an
+//! overflow, with an id that is too old or not ours, and the history's memory
+//! budget. The Kafka tests need the broker (and DynamoDB Local for /v4) of
+//! `scripts/services.sh` (run with `--include-ignored` by scripts/test.sh).
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{SseClient, TestServer, embedded, eventually, unique, with_services};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use uuid::Uuid;
+
+/// Publishes message `i` of a mixed run: every third one a broadcast.
+async fn publish_mixed(server: &TestServer, user: &str, i: usize) -> String {
+    let (path, text) = if i.is_multiple_of(3) {
+        ("/v3/broadcast".to_owned(), format!("all-{i}"))
+    } else {
+        (format!("/v3/message?username={user}"), format!("own-{i}"))
+    };
+    let reply = server.post(&path, text.clone()).await;
+    assert_eq!(reply.status(), 202, "{path}");
+    text
+}
+
+/// Reads `n` events and returns their data, asserting each kind (own, broadcast)
+/// arrives in the order sent (they may sit in different partitions, so only
+/// each kind's order is defined) and nothing comes twice.
+async fn read_mixed(client: &mut SseClient, expected: &[String]) -> String {
+    let mut got = Vec::new();
+    let mut last_id = String::new();
+    for _ in 0..expected.len() {
+        let event = client.next().await;
+        assert_eq!(event.event, "message", "{event:?}");
+        got.push(event.data);
+        last_id = event.id;
+    }
+    let unique: HashSet<&String> = got.iter().collect();
+    assert_eq!(unique.len(), got.len(), "nothing twice: {got:?}");
+    assert_eq!(
+        unique,
+        expected.iter().collect::<HashSet<_>>(),
+        "exactly the missed messages"
+    );
+    for kind in ["own-", "all-"] {
+        let sent: Vec<&String> = expected.iter().filter(|d| d.starts_with(kind)).collect();
+        let received: Vec<&String> = got.iter().filter(|d| d.starts_with(kind)).collect();
+        assert_eq!(received, sent, "{kind} messages in order");
+    }
+    last_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs scripts/services.sh up (run by scripts/test.sh)"]
+async fn v3_resumes_exactly_on_another_instance() {
+    let config = with_services();
+    let a = TestServer::start(config.clone()).await;
+    let b = TestServer::start(config.clone()).await;
+    let user = unique("resume");
+    let stream = |s: &TestServer| s.url(&format!("/v3/sse?username={user}"));
+
+    let mut on_a = SseClient::connect(&stream(&a)).await;
+    let mut first = Vec::new();
+    for i in 0..20 {
+        first.push(publish_mixed(&a, &user, i).await);
+    }
+    let seen = read_mixed(&mut on_a, &first).await;
+    drop(on_a);
+
+    let mut missed = Vec::new();
+    for i in 20..40 {
+        missed.push(publish_mixed(&b, &user, i).await);
+    }
+    let mut on_b = SseClient::connect_with(&stream(&b), Some(&seen)).await;
+    let last = read_mixed(&mut on_b, &missed).await;
+    on_b.expect_silence(Duration::from_secs(1)).await;
+
+    // The same event has the same id everywhere: B's last id resumes on A with
+    // nothing to replay, and the next message arrives once.
+    let mut back_on_a = SseClient::connect_with(&stream(&a), Some(&last)).await;
+    let next = publish_mixed(&a, &user, 40).await;
+    assert_eq!(back_on_a.next().await.data, next);
+    back_on_a.expect_silence(Duration::from_secs(1)).await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs scripts/services.sh up (run by scripts/test.sh)"]
+async fn v4_resumes_exactly_on_another_instance() {
+    let config = with_services();
+    let a = TestServer::start(config.clone()).await;
+    let b = TestServer::start(config.clone()).await;
+    let http = reqwest::Client::new();
+    let user = Uuid::new_v4();
+    let stream = |s: &TestServer| s.url(&format!("/v4/sse?user_id={user}"));
+    let create = |s: &TestServer| {
+        let url = s.url(&format!("/v4/new/report?user_id={user}"));
+        let http = http.clone();
+        async move {
+            let reply = http.post(url).send().await.expect("POST");
+            assert_eq!(reply.status(), 201);
+            reply.json::<Value>().await.expect("JSON")["reportId"]
+                .as_str()
+                .expect("reportId")
+                .to_owned()
+        }
+    };
+    let put = |s: &TestServer, report: &str, status: &str| {
+        let url = s.url(&format!("/v4/report?user_id={user}"));
+        let body = json!({ "id": report, "status": status });
+        let http = http.clone();
+        async move {
+            let reply = http.put(url).json(&body).send().await.expect("PUT");
+            assert_eq!(reply.status(), 202);
+        }
+    };
+
+    let mut on_a = SseClient::connect(&stream(&a)).await;
+    assert_eq!(on_a.next().await.event, "snapshot");
+    let report = create(&a).await;
+    assert_eq!(on_a.next().await.event, "new_report");
+    put(&a, &report, "queued").await;
+    let seen = on_a.next().await;
+    assert!(seen.data.contains("queued"), "{seen:?}");
+    drop(on_a);
+
+    put(&b, &report, "processing").await;
+    let mut watcher = SseClient::connect(&stream(&b)).await;
+    watcher.next().await; // snapshot
+    // Wait for each change to be applied before the next, so all are accepted.
+    while !watcher.next().await.data.contains("processing") {}
+    put(&b, &report, "completed").await;
+    while !watcher.next().await.data.contains("completed") {}
+    let second = create(&b).await;
+
+    let mut on_b = SseClient::connect_with(&stream(&b), Some(&seen.id)).await;
+    let expected = [
+        ("report_status_update", "processing"),
+        ("report_status_update", "completed"),
+        ("new_report", second.as_str()),
+    ];
+    for (name, content) in expected {
+        let event = on_b.next().await;
+        assert_eq!(
+            event.event, name,
+            "no snapshot, exactly the missed: {event:?}"
+        );
+        assert!(event.data.contains(content), "{event:?}");
+    }
+    on_b.expect_silence(Duration::from_secs(1)).await;
+    a.stop().await;
+    b.stop().await;
+}
+
+/// The real binary, so that it can be killed with SIGKILL.
+struct Binary {
+    child: tokio::process::Child,
+    base: String,
+}
+
+impl Binary {
+    async fn start(port: u16, args: &[&str]) -> Binary {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-server"))
+            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .env_remove("SSE_KAFKA_BROKERS")
+            .env_remove("SSE_DYNAMODB_ENDPOINT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start sse-server");
+        let binary = Binary {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let ready = binary.url("/readyz");
+        eventually("the binary to be ready", || async {
+            matches!(reqwest::get(&ready).await, Ok(r) if r.status() == 200)
+        })
+        .await;
+        binary
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().expect("pid")
+    }
+
+    async fn kill_9(mut self) {
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let _ = self.child.wait().await;
+    }
+
+    /// Resident memory of the process, from /proc.
+    fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("/proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS")
+            * 1024
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    listener.local_addr().expect("addr").port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs scripts/services.sh up (run by scripts/test.sh)"]
+async fn v3_resumes_exactly_after_kill_9_and_a_restart() {
+    let config = with_services();
+    let brokers = config.kafka_brokers.clone().expect("brokers");
+    let args = ["--kafka-brokers", &brokers, "--v3-topic", &config.v3_topic];
+    let port = free_port();
+    let user = unique("killed");
+    let stream = format!("/v3/sse?username={user}");
+    let other = TestServer::start(config.clone()).await;
+
+    let victim = Binary::start(port, &args).await;
+    let mut client = SseClient::connect(&victim.url(&stream)).await;
+    let mut first = Vec::new();
+    for i in 0..6 {
+        first.push(publish_mixed(&other, &user, i).await);
+    }
+    let seen = read_mixed(&mut client, &first).await;
+    victim.kill_9().await;
+    client.expect_end().await;
+
+    let mut missed = Vec::new();
+    for i in 6..16 {
+        missed.push(publish_mixed(&other, &user, i).await);
+    }
+    let restarted = Binary::start(port, &args).await;
+    let mut client = SseClient::connect_with(&restarted.url(&stream), Some(&seen)).await;
+    read_mixed(&mut client, &missed).await;
+    client.expect_silence(Duration::from_secs(1)).await;
+    other.stop().await;
+}
+
+/// Reads a raw HTTP/1.1 event stream until the server closes it, returning the
+/// ids and data of the complete events in it.
+async fn drain_raw(socket: &mut TcpStream) -> Vec<(String, String)> {
+    let mut raw = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let closed = tokio::time::timeout(common::PATIENCE * 3, async {
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the overflowing connection was not closed");
+    // Chunked encoding: the chunk-size lines sit between whole events (each
+    // chunk is one or more whole events), so they are dropped line by line.
+    let text = String::from_utf8_lossy(&raw);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let mut events = Vec::new();
+    // The last block may be cut short by the close: only whole events count.
+    let whole = body.rsplit_once("\n\n").map_or("", |(whole, _)| whole);
+    for block in whole.split("\n\n") {
+        let mut id = None;
+        let mut data = None;
+        for line in block.split('\n') {
+            let line = line.trim_end_matches('\r');
+            if let Some(v) = line.strip_prefix("id: ") {
+                id = Some(v.to_owned());
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                data = Some(v.to_owned());
+            }
+        }
+        if let (Some(id), Some(data)) = (id, data) {
+            events.push((id, data));
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_closed_for_overflow_resumes_without_a_gap_with_default_flags() {
+    const MESSAGES: usize = 1_700;
+    let server = TestServer::start(embedded()).await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let mut stalled = socket
+        .connect(addr.parse().expect("addr"))
+        .await
+        .expect("connect");
+    stalled
+        .write_all(b"GET /v2/sse?username=slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request");
+    eventually("the stream to be registered", || async {
+        server
+            .metrics()
+            .await
+            .contains(r#"sse_open_streams{version="v2"} 1"#)
+    })
+    .await;
+    // The reader reads nothing until it is closed, then takes what the socket
+    // buffers held and resumes from the last whole event in it.
+    let http = reqwest::Client::new();
+    let url = server.url("/v2/message?username=slow");
+    let body = |i: usize| format!("{i:05}:{}", "x".repeat(4090));
+    let mut sent = Vec::new();
+    for i in 0..MESSAGES {
+        let reply = http.post(&url).body(body(i)).send().await.expect("POST");
+        assert_eq!(reply.status(), 202);
+        sent.push(body(i));
+    }
+    assert!(
+        server
+            .metrics()
+            .await
+            .contains(r#"sse_connections_closed_overflow_total{version="v2"} 1"#),
+        "the reader was closed for overflow"
+    );
+    let received = drain_raw(&mut stalled).await;
+    let (last_id, _) = received.last().cloned().expect("some events arrived first");
+    println!(
+        "{} of {MESSAGES} arrived before the overflow close; resuming from {last_id}",
+        received.len()
+    );
+    let mut again =
+        SseClient::connect_with(&server.url("/v2/sse?username=slow"), Some(&last_id)).await;
+    let mut all: Vec<String> = received.into_iter().map(|(_, d)| d).collect();
+    while all.len() < MESSAGES {
+        let event = again.next().await;
+        assert_ne!(event.event, "reset", "a gap: {}", event.data);
+        all.push(event.data);
+    }
+    assert_eq!(all, sent, "every message once, in order");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_or_garbage_id_gets_a_reset_then_live_events() {
+    let mut config = embedded();
+    config.history_window = Duration::from_millis(300);
+    let server = TestServer::start(config).await;
+    for version in ["v2", "v3"] {
+        let stream = server.url(&format!("/{version}/sse?username=r"));
+        let mut client = SseClient::connect(&stream).await;
+        let reply = server
+            .post(&format!("/{version}/message?username=r"), "old")
+            .await;
+        assert_eq!(reply.status(), 202);
+        let old = client.next().await.id;
+        drop(client);
+        // Missed while away, and then dropped from the history by age.
+        let reply = server
+            .post(&format!("/{version}/message?username=r"), "missed")
+            .await;
+        assert_eq!(reply.status(), 202);
+
+        let mut garbage = SseClient::connect_with(&stream, Some("no such id")).await;
+        let reset = garbage.next().await;
+        assert_eq!(reset.event, "reset");
+        assert_eq!(
+            serde_json::from_str::<Value>(&reset.data).expect("JSON"),
+            json!({ "reason": "unknown_id", "lastEventId": "no such id" })
+        );
+
+        // Once the window has passed, what followed the old id is gone.
+        let deadline = tokio::time::Instant::now() + common::PATIENCE;
+        let (reset, mut client) = loop {
+            let mut client = SseClient::connect_with(&stream, Some(&old)).await;
+            // Still resumable: nothing missed, so nothing comes.
+            if let Ok(first) = tokio::time::timeout(Duration::from_secs(1), client.next()).await
+                && first.event == "reset"
+            {
+                break (first, client);
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the old id never expired"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(
+            serde_json::from_str::<Value>(&reset.data).expect("JSON"),
+            json!({ "reason": "history_expired", "lastEventId": old })
+        );
+        // Then live events.
+        server
+            .post(&format!("/{version}/message?username=r"), "new")
+            .await;
+        assert_eq!(client.next().await.data, "new");
+        assert_eq!(garbage.next().await.data, "new");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_history_stays_within_its_memory_budget() {
+    const USERS: usize = 10;
+    const PER_USER: usize = 300;
+    let port = free_port();
+    let server = Binary::start(port, &["--history-bytes", "16MiB"]).await;
+    let start_rss = server.rss_bytes();
+    // Streams that never read: their queues are bounded in bytes as well.
+    let mut stalled = Vec::new();
+    for user in 0..USERS {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("rcvbuf");
+        let mut s = socket
+            .connect(format!("127.0.0.1:{port}").parse().expect("addr"))
+            .await
+            .expect("connect");
+        s.write_all(format!("GET /v2/sse?username=u{user} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .expect("request");
+        stalled.push(s);
+    }
+    let http = reqwest::Client::new();
+    let big = "m".repeat(64 * 1024 - 64);
+    let mut peak = 0;
+    for round in 0..PER_USER {
+        for user in 0..USERS {
+            let url = server.url(&format!("/v2/message?username=u{user}"));
+            let reply = http
+                .post(&url)
+                .body(big.clone())
+                .send()
+                .await
+                .expect("POST");
+            assert_eq!(reply.status(), 202);
+        }
+        if round % 50 == 0 {
+            peak = peak.max(server.rss_bytes());
+        }
+    }
+    peak = peak.max(server.rss_bytes());
+    let sent = USERS * PER_USER * big.len();
+    println!(
+        "{} MiB posted to {USERS} users: server RSS {} MiB at start, {} MiB at peak (history budget 16 MiB)",
+        sent >> 20,
+        start_rss >> 20,
+        peak >> 20
+    );
+    assert!(
+        peak < start_rss + 128 * 1024 * 1024,
+        "RSS {} MiB grew far past the budgets",
+        peak >> 20
+    );
+    server.kill_9().await;
+}
