@@ -60,15 +60,54 @@ async fn v3_resumes_exactly_on_another_instance() {
     let config = with_services();
     let a = TestServer::start(config.clone()).await;
     let b = TestServer::start(config.clone()).await;
-    let user = unique("resume");
+    // A user whose records sit in another partition than the broadcasts, so the
+    // stream merges two partitions (the reply's id is `topic/partition/offset`).
+    let partition = |reply: Value| {
+        let id = reply["id"].as_str().expect("id").to_owned();
+        id.rsplit('/').nth(1).expect("partition").to_owned()
+    };
+    let broadcasts = partition(
+        a.post("/v3/broadcast", "probe")
+            .await
+            .json()
+            .await
+            .expect("JSON"),
+    );
+    let mut user = unique("resume");
+    while partition(
+        a.post(&format!("/v3/message?username={user}"), "probe")
+            .await
+            .json()
+            .await
+            .expect("JSON"),
+    ) == broadcasts
+    {
+        user = unique("resume");
+    }
     let stream = |s: &TestServer| s.url(&format!("/v3/sse?username={user}"));
 
     let mut on_a = SseClient::connect(&stream(&a)).await;
+    // The probes may still be on their way: read up to a marker sent after them
+    // in each partition.
+    let own_marker = a
+        .post(&format!("/v3/message?username={user}"), "marker-own")
+        .await;
+    assert_eq!(own_marker.status(), 202);
+    assert_eq!(a.post("/v3/broadcast", "marker-all").await.status(), 202);
+    let mut markers = HashSet::new();
+    while markers.len() < 2 {
+        let data = on_a.next().await.data;
+        if data.starts_with("marker-") {
+            markers.insert(data);
+        }
+    }
     let mut first = Vec::new();
     for i in 0..20 {
         first.push(publish_mixed(&a, &user, i).await);
     }
     let seen = read_mixed(&mut on_a, &first).await;
+    println!("resuming on B from A's id {seen}");
+    assert!(seen.contains('.'), "one offset per partition: {seen}");
     drop(on_a);
 
     let mut missed = Vec::new();

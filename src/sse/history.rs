@@ -20,21 +20,22 @@ pub struct History {
 }
 
 impl History {
-    /// Appends `event`; when more than `capacity` are kept, the oldest goes and its
-    /// cost is returned (so the hub's byte total stays exact).
-    pub fn push(&mut self, event: Event, capacity: usize) -> usize {
+    /// Appends `event`; while more than `capacity` are kept, the oldest go. Returns
+    /// how many went and their cost (so the hub's byte total stays exact).
+    pub fn push(&mut self, event: Event, capacity: usize) -> (usize, usize) {
         self.events.push_back(event);
-        let mut freed = 0;
+        let (mut count, mut cost) = (0, 0);
         while self.events.len() > capacity {
             match self.events.pop_front() {
                 Some(old) => {
-                    freed += old.cost();
+                    count += 1;
+                    cost += old.cost();
                     raise(&mut self.floor, &old);
                 }
                 None => break,
             }
         }
-        freed
+        (count, cost)
     }
 
     /// Drops every event up to and including `seq`; returns them (oldest first).

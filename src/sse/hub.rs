@@ -449,18 +449,23 @@ impl UserHub {
 
     /// Accounts for a newly kept event (and one a per-user cap dropped), then
     /// drops the oldest events while over the byte budget.
-    fn keep(&self, seq: u64, cost: usize, freed: usize, owner: Owner) {
+    fn keep(&self, seq: u64, cost: usize, (freed, freed_cost): (usize, usize), owner: Owner) {
         self.kept_bytes.fetch_add(cost, Ordering::SeqCst);
         if freed > 0 {
-            self.kept_bytes.fetch_sub(freed, Ordering::SeqCst);
-            self.stale.fetch_add(1, Ordering::Relaxed);
+            self.kept_bytes.fetch_sub(freed_cost, Ordering::SeqCst);
+            self.stale.fetch_add(freed, Ordering::Relaxed);
         }
-        lock(&self.kept).push_back(Kept {
-            seq,
-            at: Instant::now(),
-            owner,
-        });
-        if self.kept_bytes.load(Ordering::Relaxed) > self.limits.history_bytes {
+        let entries = {
+            let mut kept = lock(&self.kept);
+            kept.push_back(Kept {
+                seq,
+                at: Instant::now(),
+                owner,
+            });
+            kept.len()
+        };
+        let over_budget = self.kept_bytes.load(Ordering::Relaxed) > self.limits.history_bytes;
+        if over_budget || self.too_stale(entries) {
             self.evict();
         }
     }
@@ -482,7 +487,7 @@ impl UserHub {
         // Entries whose event a per-user cap dropped cost memory too: sweep them
         // out once they are as many as the rest.
         let stale = self.stale.load(Ordering::Relaxed);
-        if stale > 1024 && stale > kept.len() / 2 {
+        if self.too_stale(kept.len()) {
             let before = kept.len();
             kept.retain(|entry| self.still_kept(entry));
             self.stale.fetch_sub(
@@ -490,6 +495,11 @@ impl UserHub {
                 std::sync::atomic::Ordering::Relaxed,
             );
         }
+    }
+
+    fn too_stale(&self, entries: usize) -> bool {
+        let stale = self.stale.load(Ordering::Relaxed);
+        stale > 1024 && stale > entries / 2
     }
 
     fn drop_kept(&self, entry: &Kept) {
@@ -754,6 +764,24 @@ mod tests {
         let replay = replayed(&mut s);
         assert_eq!(replay.len(), 1);
         assert!(replay[0].contains("data: latest"));
+    }
+
+    #[tokio::test]
+    async fn entries_of_events_a_count_cap_dropped_do_not_pile_up() {
+        let hub = hub(2, 1);
+        for i in 0..10_000 {
+            send(&hub, "a", &i.to_string());
+        }
+        let entries = lock(&hub.kept).len();
+        assert!(
+            entries <= 2 * 1024 + 2,
+            "{entries} entries for 2 kept events"
+        );
+        let kept: usize = hub
+            .users
+            .get("a")
+            .map_or(0, |s| s.history.after(&[0]).map(Event::cost).sum());
+        assert_eq!(hub.kept_bytes(), kept, "the byte total is exact");
     }
 
     #[tokio::test]
