@@ -16,6 +16,7 @@ export default defineConfig({
       '/v4': { target: server, changeOrigin: true },
       '/healthz': { target: server, changeOrigin: true },
       '/readyz': { target: server, changeOrigin: true },
+      '/auth': { target: server, changeOrigin: true },
     },
   },
   build: {

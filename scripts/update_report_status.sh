@@ -5,6 +5,8 @@
 #
 # Usage: scripts/update_report_status.sh <userID> <reportID> <new-status>
 # Env:   SSE_URL (default http://localhost:3000)
+#        SSE_TOKEN: when set, sent as `Authorization: Bearer $SSE_TOKEN` (for a server
+#        with authorization on; read from stdin by curl, so it never shows in `ps`)
 #
 # Prints the server's answer body on stdout and "HTTP <code>" on stderr.
 # Exit: 0 on 2xx/3xx; 1 on any 4xx/5xx; curl's own exit code (e.g. 7 connection
@@ -29,11 +31,13 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
 rc=0
-code=$(curl -sS --max-time 10 -X PUT \
-    -H 'Content-Type: application/json' \
-    --data-binary "$body" \
-    -o "$out" -w '%{http_code}' \
-    "$base/v4/report?user_id=$user_q") || rc=$?
+code=$(printf 'Authorization: Bearer %s\n' "${SSE_TOKEN:-}" |
+    curl -sS --max-time 10 -X PUT \
+        -H 'Content-Type: application/json' \
+        ${SSE_TOKEN:+-H @-} \
+        --data-binary "$body" \
+        -o "$out" -w '%{http_code}' \
+        "$base/v4/report?user_id=$user_q") || rc=$?
 
 if [ "$rc" -ne 0 ]; then
     echo "update_report_status.sh: could not reach $base (curl exit code $rc)" >&2

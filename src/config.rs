@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::auth::Secret;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "sse-server",
@@ -40,6 +42,17 @@ pub enum Command {
         /// Optional record key.
         #[arg(long)]
         key: Option<String>,
+    },
+    /// Print a token for SUB signed with `--auth-secret` / `SSE_AUTH_SECRET`.
+    Token {
+        /// Whom the token is for: a username (/v1–/v3) or a user id (UUID, /v4).
+        sub: String,
+        /// Let the token post to any user and broadcast (scope `publish`).
+        #[arg(long)]
+        publish: bool,
+        /// How long the token is valid, e.g. `90s`, `10m`, `1h`, `7d`.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
     },
 }
 
@@ -118,6 +131,32 @@ pub struct Config {
     /// Origins allowed by CORS (repeatable); none means same origin only.
     #[arg(long = "cors-origin", env = "SSE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+
+    /// HMAC secret tokens are signed with (HS256); turns authorization on.
+    #[arg(
+        long,
+        env = "SSE_AUTH_SECRET",
+        hide_env_values = true,
+        conflicts_with = "auth_public_key"
+    )]
+    pub auth_secret: Option<Secret>,
+
+    /// PEM file with the public key tokens are signed with (RS256, ES256 or EdDSA,
+    /// from the key's type); turns authorization on.
+    #[arg(long, env = "SSE_AUTH_PUBLIC_KEY")]
+    pub auth_public_key: Option<PathBuf>,
+
+    /// Audience tokens must name in `aud`; without it `aud` is not checked.
+    #[arg(long, env = "SSE_AUTH_AUDIENCE")]
+    pub auth_audience: Option<String>,
+
+    /// Open streams in all; default: the open-files limit minus 256.
+    #[arg(long, env = "SSE_MAX_STREAMS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_streams: Option<u64>,
+
+    /// Open streams of one user.
+    #[arg(long, env = "SSE_MAX_STREAMS_PER_USER", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_streams_per_user: u64,
 
     /// Directory with the built dashboard (`frontend/dist`), served at `/`.
     #[arg(long, env = "SSE_STATIC_DIR", default_value = "frontend/dist")]

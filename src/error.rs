@@ -4,18 +4,20 @@
 
 use axum::Json;
 use axum::extract::Request;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-/// An HTTP error with a sentence that says what is wrong and how to fix it, and
-/// optional extra JSON fields (e.g. the allowed transitions of a 409).
+/// An HTTP error with a sentence that says what is wrong and how to fix it,
+/// optional extra JSON fields (e.g. the allowed transitions of a 409) and headers
+/// (e.g. `Retry-After` of a 429).
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub extra: Option<Value>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -24,6 +26,7 @@ impl ApiError {
             status,
             message: message.into(),
             extra: None,
+            headers: Vec::new(),
         }
     }
 
@@ -39,6 +42,11 @@ impl ApiError {
         self.extra = Some(extra);
         self
     }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> ApiError {
+        self.headers.push((name, value));
+        self
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -47,7 +55,9 @@ impl IntoResponse for ApiError {
         if let (Some(Value::Object(extra)), Value::Object(map)) = (self.extra, &mut body) {
             map.extend(extra);
         }
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        response.headers_mut().extend(self.headers);
+        response
     }
 }
 

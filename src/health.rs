@@ -1,26 +1,79 @@
 //! Liveness, readiness and metrics, for load balancers and Prometheus.
+//!
+//! `/readyz` asks the backing services at most once a second, however many load
+//! balancers, probes and dashboards call it: callers within that second share one
+//! answer, so polling readiness can never load Kafka or DynamoDB.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::json;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
 
 use crate::AppState;
 
+/// How long one readiness answer is reused.
+const READINESS_TTL: Duration = Duration::from_secs(1);
+
 pub fn routes() -> Router<Arc<AppState>> {
+    let readiness = Arc::new(Readiness::new(READINESS_TTL));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
+        .route(
+            "/readyz",
+            get(move |State(app): State<Arc<AppState>>| async move {
+                readiness.answer(|| ready(&app)).await.into_response()
+            }),
+        )
         .route("/metrics", get(metrics))
+}
+
+/// A readiness answer: its status and JSON body.
+type Answer = (StatusCode, axum::Json<Value>);
+
+/// The last readiness answer and when it was found.
+struct Readiness {
+    /// How long an answer is reused.
+    ttl: Duration,
+    last: Mutex<Option<(Instant, Answer)>>,
+}
+
+impl Readiness {
+    fn new(ttl: Duration) -> Readiness {
+        Readiness {
+            ttl,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// The answer of the last second, or a fresh one from `check`. Callers that
+    /// arrive while a check runs wait for it rather than starting their own.
+    async fn answer<F, Fut>(&self, check: F) -> Answer
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Answer>,
+    {
+        let mut last = self.last.lock().await;
+        if let Some((at, answer)) = last.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return answer.clone();
+        }
+        let answer = check().await;
+        *last = Some((Instant::now(), answer.clone()));
+        answer
+    }
 }
 
 /// 200 when every configured backing service answers; otherwise 503 naming the
 /// first one that does not.
-async fn ready(State(app): State<Arc<AppState>>) -> Response {
+async fn ready(app: &AppState) -> Answer {
     let (kafka, store) = tokio::join!(app.bus.ready(), app.store.ping());
     let failure = match (kafka, store) {
         (Err(why), _) => Some(("kafka", why)),
@@ -28,15 +81,14 @@ async fn ready(State(app): State<Arc<AppState>>) -> Response {
         _ => None,
     };
     match failure {
-        None => (StatusCode::OK, axum::Json(json!({ "status": "ready" }))).into_response(),
+        None => (StatusCode::OK, axum::Json(json!({ "status": "ready" }))),
         Some((service, why)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(json!({
                 "error": format!("{service} is not ready: {why}"),
                 "service": service,
             })),
-        )
-            .into_response(),
+        ),
     }
 }
 
@@ -49,4 +101,39 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Response {
         app.metrics.render(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn counting(checks: &AtomicUsize) -> impl Fn() -> std::future::Ready<Answer> + '_ {
+        move || {
+            checks.fetch_add(1, Ordering::SeqCst);
+            std::future::ready((StatusCode::OK, axum::Json(json!({ "status": "ready" }))))
+        }
+    }
+
+    #[tokio::test]
+    async fn callers_within_the_ttl_share_one_check() {
+        let readiness = Readiness::new(Duration::from_secs(3600));
+        let checks = AtomicUsize::new(0);
+        let check = counting(&checks);
+        let answers =
+            futures_util::future::join_all((0..50).map(|_| readiness.answer(&check))).await;
+        assert!(answers.iter().all(|(status, _)| *status == StatusCode::OK));
+        let _ = readiness.answer(&check).await;
+        assert_eq!(checks.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_older_than_the_ttl_is_checked_again() {
+        let readiness = Readiness::new(Duration::ZERO);
+        let checks = AtomicUsize::new(0);
+        let check = counting(&checks);
+        let _ = readiness.answer(&check).await;
+        let _ = readiness.answer(&check).await;
+        assert_eq!(checks.load(Ordering::SeqCst), 2);
+    }
 }

@@ -8,14 +8,20 @@
 //! * `v2` — per-user channels fed by POSTs;
 //! * `v3` — the same channels fed from a Kafka topic;
 //! * `v4` — a report status board on DynamoDB and Kafka.
+//!
+//! Across all of them, `auth` decides who may read and post (off unless a key is
+//! configured), and `limits` caps open streams and checks usernames.
 
+pub mod auth;
 pub mod bus;
 pub mod config;
 mod error;
 mod health;
+mod limits;
 mod metrics;
 mod net;
 pub mod sse;
+mod user;
 mod v1;
 mod v2;
 mod v3;
@@ -36,9 +42,11 @@ use tower::ServiceExt;
 use tower_http::cors::CorsLayer;
 use tower_http::services::{ServeDir, ServeFile};
 
+use crate::auth::Verifier;
 use crate::bus::{Bus, KafkaBus, MemoryBus};
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::limits::StreamLimits;
 use crate::metrics::{Metrics, RequestLabels};
 use crate::net::{ClosableListener, ConnectionHandle};
 use crate::sse::{IdScheme, StreamSettings, UserHub};
@@ -60,6 +68,10 @@ pub struct AppState {
     v4: Arc<UserHub>,
     bus: Bus,
     store: Arc<dyn ReportStore>,
+    /// Checks tokens; `None` when authorization is off.
+    auth: Option<Verifier>,
+    /// Open streams in all and per user.
+    limits: Arc<StreamLimits>,
     /// Cancelled on shutdown: ends every stream and consumer.
     shutdown: CancellationToken,
 }
@@ -135,6 +147,24 @@ pub async fn build_state(
             |e| format!("DynamoDB at {e}")
         ),
     );
+    let auth = Verifier::from_config(&config)?;
+    match &auth {
+        None => tracing::warn!(
+            "authorization is off (no --auth-secret or --auth-public-key): anyone may read any stream and post to any user"
+        ),
+        Some(verifier) => tracing::info!(
+            "authorization is on: every API route needs a token signed with {:?}",
+            verifier.algorithm()
+        ),
+    }
+    let max_streams = config
+        .max_streams
+        .map_or_else(limits::default_max_streams, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        });
+    let max_per_user = usize::try_from(config.max_streams_per_user).unwrap_or(usize::MAX);
+    tracing::info!(max_streams, max_per_user, "open stream limits");
+    let limits = StreamLimits::new(max_streams, max_per_user);
     let app = Arc::new(AppState {
         config,
         metrics,
@@ -143,6 +173,8 @@ pub async fn build_state(
         v4,
         bus,
         store,
+        auth,
+        limits,
         shutdown,
     });
     v3::start_consumer(&app);
@@ -184,11 +216,17 @@ fn start_history_eviction(app: &Arc<AppState>) {
 
 /// The whole HTTP application.
 pub fn router(app: Arc<AppState>) -> Router {
-    let mut router = Router::new()
+    // Every API route needs a token when authorization is on; health, metrics,
+    // the session routes and the dashboard's files do not.
+    let api = Router::new()
         .merge(v1::routes())
         .merge(v2::routes())
         .merge(v3::routes())
         .merge(v4::routes::routes())
+        .route_layer(middleware::from_fn_with_state(app.clone(), auth::identify));
+    let mut router = Router::new()
+        .merge(api)
+        .merge(auth::session::routes())
         .merge(health::routes())
         .fallback(dashboard)
         .layer(middleware::from_fn(error::json_errors))
@@ -204,8 +242,9 @@ pub fn router(app: Arc<AppState>) -> Router {
         router = router.layer(
             CorsLayer::new()
                 .allow_origin(origins)
-                .allow_methods([Method::GET, Method::POST, Method::PUT])
+                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
                 .allow_headers([
+                    header::AUTHORIZATION,
                     header::CONTENT_TYPE,
                     header::HeaderName::from_static("last-event-id"),
                 ]),

@@ -1,6 +1,7 @@
 //! The `sse-server` binary: parse the command line, set up logging, and run the
 //! chosen command. Everything else lives in the library so tests can run it.
 
+use anyhow::Context as _;
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +58,13 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|| "127.0.0.1:9092".to_owned());
             let failed = sse_server::bus::produce_lines(&brokers, &topic, key.as_deref()).await?;
             anyhow::ensure!(failed == 0, "{failed} record(s) were not delivered");
+            Ok(())
+        }
+        Command::Token { sub, publish, ttl } => {
+            let secret = config.auth_secret.context(
+                "`token` signs with the server's secret: set SSE_AUTH_SECRET (or --auth-secret before `token`). With --auth-public-key, tokens come from whoever holds the private key",
+            )?;
+            println!("{}", sse_server::auth::mint(&secret, &sub, publish, ttl)?);
             Ok(())
         }
     }

@@ -6,15 +6,21 @@
 //! makes the next (or the pending) read or write fail, and hyper drops the
 //! connection. The check on every write is one atomic load: it sits on the
 //! delivery path of every event.
+//!
+//! Accepted sockets also use TCP keep-alive, so a peer that vanished without a
+//! FIN (a laptop closed, a NAT entry dropped) is found and its stream freed even
+//! when no event is being written to it.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::serve::{IncomingStream, Listener};
 use futures_util::task::AtomicWaker;
+use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -47,6 +53,9 @@ impl Listener for ClosableListener {
         let (stream, addr) = Listener::accept(&mut self.0).await;
         // Events are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
+        if let Err(e) = SockRef::from(&stream).set_tcp_keepalive(&keepalive()) {
+            tracing::debug!("cannot turn on TCP keep-alive for {addr}: {e}");
+        }
         (
             ClosableStream {
                 inner: stream,
@@ -59,6 +68,15 @@ impl Listener for ClosableListener {
     fn local_addr(&self) -> io::Result<Self::Addr> {
         self.0.local_addr()
     }
+}
+
+/// Probes after a minute of silence, then every 15 s; 4 unanswered probes close
+/// the socket (a dead peer is found within two minutes).
+fn keepalive() -> TcpKeepalive {
+    TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(15))
+        .with_retries(4)
 }
 
 pub struct ClosableStream {
@@ -143,5 +161,24 @@ impl AsyncWrite for ClosableStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_use_tcp_keepalive() {
+        let mut listener = ClosableListener(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+        let addr = listener.local_addr().expect("addr");
+        let _client = TcpStream::connect(addr).await.expect("connect");
+        let (accepted, _) = listener.accept().await;
+        let socket = SockRef::from(&accepted.inner);
+        assert!(socket.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(
+            socket.tcp_keepalive_time().expect("TCP_KEEPIDLE"),
+            Duration::from_secs(60)
+        );
     }
 }

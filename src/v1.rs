@@ -11,9 +11,10 @@ use futures_util::StreamExt;
 use tokio_stream::wrappers::IntervalStream;
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::sse::{frame, sse_response};
-use crate::v2::UserQuery;
+use crate::user::UserQuery;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/v1/sse", get(stream))
@@ -21,9 +22,11 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 async fn stream(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     Query(query): Query<UserQuery>,
 ) -> Result<Response, ApiError> {
-    let username = query.username()?;
+    let username = query.username(&caller)?;
+    let permit = app.limits.admit(&username)?;
     tracing::debug!(username, "v1 stream opened");
     let open = app.metrics.stream_opened("v1");
     let every = app.config.v1_interval();
@@ -37,6 +40,7 @@ async fn stream(
     });
     // No hub holds /v1 streams, so each one watches for shutdown itself.
     let hi = hi.take_until(app.shutdown.clone().cancelled_owned());
+    let hi = caller.until_expiry(permit.hold(Box::pin(hi)));
     let settings = app.stream_settings(app.config.v1_keep_alive());
-    Ok(sse_response(&settings, Vec::new(), Box::pin(hi)))
+    Ok(sse_response(&settings, Vec::new(), hi))
 }

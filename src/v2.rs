@@ -10,36 +10,20 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::net::ConnectionHandle;
 use crate::sse::{LastEventId, UserHub, sse_response};
+use crate::user::UserQuery;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v2/sse", stream_route(|app| &app.v2))
         .route("/v2/message", post(message))
         .route("/v2/broadcast", post(broadcast))
-}
-
-/// `?username=NAME`, required and non-empty on every /v1../v3 route that has it.
-#[derive(Debug, Deserialize)]
-pub struct UserQuery {
-    username: Option<String>,
-}
-
-impl UserQuery {
-    pub fn username(&self) -> Result<&str, ApiError> {
-        match self.username.as_deref().map(str::trim) {
-            Some(name) if !name.is_empty() => Ok(name),
-            _ => Err(ApiError::bad_request(
-                "The query parameter `username` is missing or empty. Add ?username=NAME",
-            )),
-        }
-    }
 }
 
 /// A message body: non-empty UTF-8 text (size is capped at 64 KiB by the router).
@@ -70,31 +54,41 @@ pub fn stream_route(hub_of: fn(&AppState) -> &Arc<UserHub>) -> MethodRouter<Arc<
     get(
         move |State(app): State<Arc<AppState>>,
               ConnectInfo(connection): ConnectInfo<ConnectionHandle>,
+              caller: Caller,
               last: LastEventId,
               Query(query): Query<UserQuery>| async move {
-            let username = query.username()?;
+            let username = query.username(&caller)?;
+            let permit = app.limits.admit(&username)?;
             let mut subscription =
-                hub_of(&app).subscribe(username, last.as_deref(), Some(connection));
+                hub_of(&app).subscribe(&username, last.as_deref(), Some(connection));
             // A `reset` when the id cannot be resumed exactly, else the missed events.
             let prelude = subscription.take_prelude(last.as_deref());
             let settings = app.stream_settings(app.config.keep_alive());
-            Ok::<_, ApiError>(sse_response(&settings, prelude, subscription))
+            let live = caller.until_expiry(permit.hold(subscription));
+            Ok::<_, ApiError>(sse_response(&settings, prelude, live))
         },
     )
 }
 
 async fn message(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     Query(query): Query<UserQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let username = query.username()?;
+    caller.may_publish()?;
+    let username = query.recipient(&caller)?;
     let text = message_text(&body)?;
-    let (id, delivered) = app.v2.send(username, None, text, None).unwrap_or_default();
+    let (id, delivered) = app.v2.send(&username, None, text, None).unwrap_or_default();
     Ok(accepted_at(id, delivered))
 }
 
-async fn broadcast(State(app): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
+async fn broadcast(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.may_publish()?;
     let text = message_text(&body)?;
     let (id, delivered) = app.v2.broadcast(None, text, None).unwrap_or_default();
     Ok(accepted_at(id, delivered))

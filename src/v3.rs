@@ -15,9 +15,11 @@ use axum::response::Response;
 use axum::routing::post;
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::bus::{FanOut, Record};
 use crate::error::ApiError;
-use crate::v2::{UserQuery, accepted_at, message_text, stream_route};
+use crate::user::UserQuery;
+use crate::v2::{accepted_at, message_text, stream_route};
 
 /// The username that addresses every open /v3 stream.
 const EVERYONE: &str = "*";
@@ -95,20 +97,27 @@ fn deliver(app: &AppState, record: Record) {
 
 async fn message(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     Query(query): Query<UserQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let username = query.username()?;
+    caller.may_publish()?;
+    let username = query.recipient(&caller)?;
     if username == EVERYONE || username.contains(':') {
         return Err(ApiError::bad_request(
             "The username `*` and usernames containing `:` cannot be used on /v3. Choose another username",
         ));
     }
     let text = message_text(&body)?;
-    publish(&app, username, text).await
+    publish(&app, &username, text).await
 }
 
-async fn broadcast(State(app): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
+async fn broadcast(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    caller.may_publish()?;
     let text = message_text(&body)?;
     publish(&app, EVERYONE, text).await
 }

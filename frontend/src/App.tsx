@@ -1,19 +1,23 @@
 import { useEffect } from 'react';
 import { useSession } from './session.ts';
-import { SignIn } from './SignIn.tsx';
+import { SignIn, TokenSignIn } from './SignIn.tsx';
 import { Board } from './Board.tsx';
 
 export function App() {
-  const { session, signIn, signOut } = useSession();
+  const { auth, session, signIn, signInWithToken, signOut } = useSession();
 
   useEffect(() => {
     document.title =
       session.kind === 'signed-in' ? `Reports · ${session.userId.slice(0, 8)}` : 'Report board · sign in';
   }, [session]);
 
+  // Until the server said whether it checks tokens: nothing to show yet.
+  if (auth === null) return <main className="signin" data-testid="session-checking" aria-busy="true" />;
+
   if (session.kind === 'signed-in') {
     // keyed: another user gets a fresh board (state, stream and all)
-    return <Board key={session.userId} userId={session.userId} onSignOut={signOut} />;
+    return <Board key={session.userId} userId={session.userId} onSignOut={() => void signOut()} />;
   }
+  if (auth) return <TokenSignIn key={session.error ?? ''} error={session.error} onSignIn={signInWithToken} />;
   return <SignIn key={session.draft ?? ''} draft={session.draft} error={session.error} onSignIn={signIn} />;
 }

@@ -1,5 +1,7 @@
-// The three /v4 requests the dashboard makes. Errors become ApiError with the server's own
-// sentence (`{"error": "..."}`), or a plain one when the server could not be reached.
+// The requests the dashboard makes: the three /v4 ones and /auth/session. Errors become
+// ApiError with the server's own sentence (`{"error": "..."}`), or a plain one when the
+// server could not be reached. A 401 from a /v4 request is also told to the listener set
+// with `onUnauthorized` (the session, which then checks whether it has expired).
 
 import { toReport } from './reports.ts';
 import type { Report } from './types.ts';
@@ -40,8 +42,68 @@ async function send(url: string, init?: RequestInit): Promise<Response> {
   } catch {
     throw new ApiError(0, 'Could not reach the server. Check that sse-server is running, then try again.');
   }
-  if (!res.ok) throw new ApiError(res.status, await errorMessage(res));
+  if (!res.ok) {
+    if (res.status === 401) unauthorizedListener?.();
+    throw new ApiError(res.status, await errorMessage(res));
+  }
   return res;
+}
+
+let unauthorizedListener: (() => void) | null = null;
+
+/** Calls `listener` on every 401 answer; returns the function that stops it. */
+export function onUnauthorized(listener: () => void): () => void {
+  unauthorizedListener = listener;
+  return () => {
+    if (unauthorizedListener === listener) unauthorizedListener = null;
+  };
+}
+
+/** `GET /auth/session`: whether the server checks tokens, and whose the cookie is. */
+export interface SessionAnswer {
+  auth: boolean;
+  sub: string | null;
+  /** When the token expires, in seconds since 1970. */
+  exp: number | null;
+}
+
+export function toSessionAnswer(body: unknown): SessionAnswer | null {
+  if (typeof body !== 'object' || body === null) return null;
+  const { auth, sub, exp } = body as Record<string, unknown>;
+  if (typeof auth !== 'boolean') return null;
+  return {
+    auth,
+    sub: typeof sub === 'string' && sub !== '' ? sub : null,
+    exp: typeof exp === 'number' && Number.isFinite(exp) ? exp : null,
+  };
+}
+
+/** Reads the session. A server without /auth/session (or an unreadable answer) means no authorization. */
+export async function getSession(baseUrl = ''): Promise<SessionAnswer> {
+  const off: SessionAnswer = { auth: false, sub: null, exp: null };
+  try {
+    const res = await fetch(`${baseUrl}/auth/session`, { headers: { Accept: 'application/json' } });
+    if (!res.ok) return off;
+    return toSessionAnswer(await res.json().catch(() => null)) ?? off;
+  } catch {
+    return off;
+  }
+}
+
+/** `POST /auth/session`: trades a pasted token for the session cookie. */
+export async function openSession(token: string, baseUrl = ''): Promise<SessionAnswer> {
+  const res = await send(`${baseUrl}/auth/session`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token.trim()}` },
+  });
+  const answer = toSessionAnswer(await res.json().catch(() => null));
+  if (!answer?.sub) throw new ApiError(res.status, 'The server opened a session but did not say for whom.');
+  return answer;
+}
+
+/** `DELETE /auth/session`: clears the cookie. */
+export async function closeSession(baseUrl = ''): Promise<void> {
+  await send(`${baseUrl}/auth/session`, { method: 'DELETE' });
 }
 
 const q = (userId: string) => `user_id=${encodeURIComponent(userId)}`;

@@ -22,9 +22,11 @@ use super::facts::{self, Fact, FactEvent};
 use super::report::{Report, Status};
 use super::store::{StatusChange, StoreError};
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::net::ConnectionHandle;
 use crate::sse::{LastEventId, frame, sse_response};
+use crate::user::UserIdQuery;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -32,27 +34,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v4/reports", get(list))
         .route("/v4/report", put(change))
         .route("/v4/sse", get(stream))
-}
-
-#[derive(Debug, Deserialize)]
-struct UserIdQuery {
-    user_id: Option<String>,
-}
-
-impl UserIdQuery {
-    fn user_id(&self) -> Result<Uuid, ApiError> {
-        let raw = self.user_id.as_deref().unwrap_or("").trim();
-        if raw.is_empty() {
-            return Err(ApiError::bad_request(
-                "The query parameter `user_id` is missing. Add ?user_id=<UUID>",
-            ));
-        }
-        raw.parse().map_err(|_| {
-            ApiError::bad_request(format!(
-                "`user_id` must be a UUID such as 6f1c2a9e-6a4b-4c2f-9d3e-2b1a0c9d8e7f, not `{raw}`"
-            ))
-        })
-    }
 }
 
 fn store_down(e: StoreError) -> ApiError {
@@ -69,9 +50,10 @@ fn store_down(e: StoreError) -> ApiError {
 
 async fn create(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     Query(query): Query<UserIdQuery>,
 ) -> Result<Response, ApiError> {
-    let user_id = query.user_id()?;
+    let user_id = query.user_id(&caller)?;
     let report = Report::new(user_id);
     app.store.create(&report).await.map_err(store_down)?;
     // Announced after the reply: the report is stored, other tabs learn of it live.
@@ -91,9 +73,10 @@ async fn create(
 
 async fn list(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     Query(query): Query<UserIdQuery>,
 ) -> Result<Response, ApiError> {
-    let user_id = query.user_id()?;
+    let user_id = query.user_id(&caller)?;
     let reports = app.store.list(user_id).await.map_err(store_down)?;
     Ok(Json(reports).into_response())
 }
@@ -106,10 +89,11 @@ struct ChangeBody {
 
 async fn change(
     State(app): State<Arc<AppState>>,
+    caller: Caller,
     Query(query): Query<UserIdQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let user_id = query.user_id()?;
+    let user_id = query.user_id(&caller)?;
     let body: ChangeBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "The body must be JSON like {{\"id\": \"<report UUID>\", \"status\": \"queued\"}} ({e})"
@@ -192,10 +176,12 @@ async fn change(
 async fn stream(
     State(app): State<Arc<AppState>>,
     ConnectInfo(connection): ConnectInfo<ConnectionHandle>,
+    caller: Caller,
     last: LastEventId,
     Query(query): Query<UserIdQuery>,
 ) -> Result<Response, ApiError> {
-    let user_id = query.user_id()?;
+    let user_id = query.user_id(&caller)?;
+    let permit = app.limits.admit(&user_id.to_string())?;
     let mut subscription =
         app.v4
             .subscribe(&user_id.to_string(), last.as_deref(), Some(connection));
@@ -216,6 +202,6 @@ async fn stream(
     Ok(sse_response(
         &app.stream_settings(app.config.keep_alive()),
         prelude,
-        subscription,
+        caller.until_expiry(permit.hold(subscription)),
     ))
 }

@@ -24,6 +24,16 @@ pub fn embedded() -> Config {
     Config {
         kafka_brokers: None,
         dynamodb_endpoint: None,
+        ..open_defaults()
+    }
+}
+
+/// The defaults with authorization off, whatever the environment says: a shell that
+/// exported `SSE_AUTH_SECRET` to try the server must not turn it on in the tests.
+fn open_defaults() -> Config {
+    Config {
+        auth_secret: None,
+        auth_public_key: None,
         ..Config::default()
     }
 }
@@ -51,7 +61,7 @@ pub fn with_services() -> Config {
         v4_command_topic: unique("test-v4-messages"),
         v4_event_topic: unique("test-v4-events"),
         v4_writers_group: unique("sse-server-v4-writers-test"),
-        ..Config::default()
+        ..open_defaults()
     };
     // SSE_TEST_SHARED_TOPICS=1: the server's standard topics, shared by every test and
     // every run, as the suite used them before; only to measure what that costs.

@@ -1,0 +1,460 @@
+//! Authorization: who may read which stream and post to whom.
+//!
+//! Off unless a key is configured (the embedded demo stays one command away), and
+//! then every request is a [`Caller::Anyone`]. With `--auth-secret` (HS256) or
+//! `--auth-public-key` (RS256, ES256/ES384 or EdDSA, read from the PEM's key type),
+//! every API route needs a JWT signed with that key and algorithm only: the
+//! [`identify`] layer verifies it once per request (401 otherwise) and leaves the
+//! [`Caller`] in the request, and handlers ask the caller which user the request is
+//! for (403 when it is not the token's `sub`) and whether it may publish.
+//!
+//! Tokens come from, in this order, the `Authorization: Bearer` header, the
+//! `access_token` query parameter (EventSource clients that can send neither header
+//! nor cookie) and the `sse_token` cookie that `POST /auth/session` sets
+//! ([`session`]): an explicit credential wins over the ambient cookie.
+
+pub mod session;
+
+use std::fmt;
+use std::path::Path;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::config::Config;
+use crate::error::ApiError;
+
+/// The cookie `POST /auth/session` sets.
+pub const COOKIE: &str = "sse_token";
+/// The scope that allows posting to any user and broadcasting.
+const PUBLISH_SCOPE: &str = "publish";
+
+/// An HMAC secret: kept out of `Debug` output (the config is logged in tests).
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl FromStr for Secret {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Secret, String> {
+        if s.is_empty() {
+            return Err("the secret is empty".to_owned());
+        }
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<hidden>)")
+    }
+}
+
+/// What a token says, as issued by `sse-server token` or an identity provider.
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scope: Option<Scope>,
+}
+
+/// `scope` is space-separated text by RFC 8693; some providers send a list.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Scope {
+    Text(String),
+    List(Vec<String>),
+}
+
+impl Scope {
+    fn contains(&self, wanted: &str) -> bool {
+        match self {
+            Scope::Text(text) => text.split_whitespace().any(|s| s == wanted),
+            Scope::List(list) => list.iter().any(|s| s == wanted),
+        }
+    }
+}
+
+/// The holder of a verified token.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// The username (/v1–/v3) or user id (/v4).
+    pub sub: String,
+    /// When the token expires, in seconds since the Unix epoch.
+    pub expires_at: u64,
+    /// May post to any user and broadcast.
+    pub publish: bool,
+}
+
+/// Checks tokens against the one configured key.
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+    algorithm: Algorithm,
+}
+
+impl Verifier {
+    /// The verifier the configuration asks for, or `None` when authorization is off.
+    pub fn from_config(config: &Config) -> anyhow::Result<Option<Verifier>> {
+        let (key, algorithm) = match (&config.auth_secret, &config.auth_public_key) {
+            (None, None) => return Ok(None),
+            (Some(secret), _) => (
+                DecodingKey::from_secret(secret.0.as_bytes()),
+                Algorithm::HS256,
+            ),
+            (None, Some(path)) => public_key(path)?,
+        };
+        let mut validation = Validation::new(algorithm);
+        // Expiry is exact, as streams end at `exp`: no leeway, and refused from the
+        // second `exp` on (RFC 7519), not only after it as the crate's default.
+        validation.leeway = 0;
+        validation.reject_tokens_expiring_in_less_than = 1;
+        validation.required_spec_claims = ["exp", "sub"].map(str::to_owned).into();
+        match &config.auth_audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                validation.required_spec_claims.insert("aud".to_owned());
+            }
+            None => validation.validate_aud = false,
+        }
+        Ok(Some(Verifier {
+            key,
+            validation,
+            algorithm,
+        }))
+    }
+
+    /// The algorithm every token must be signed with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The identity a token proves, or a 401 saying what is wrong with it.
+    pub fn verify(&self, token: &str) -> Result<Identity, ApiError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| {
+            unauthorized(format!(
+                "The token is not a well-formed JWT, or its header names an algorithm this server refuses (it accepts {:?} only)",
+                self.algorithm
+            ))
+        })?;
+        if header.alg != self.algorithm {
+            return Err(unauthorized(format!(
+                "The token is signed with {:?}; this server accepts {:?} tokens only",
+                header.alg, self.algorithm
+            )));
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| unauthorized(rejection(e.kind())))?
+            .claims;
+        Ok(Identity {
+            publish: claims
+                .scope
+                .as_ref()
+                .is_some_and(|s| s.contains(PUBLISH_SCOPE)),
+            sub: claims.sub,
+            expires_at: claims.exp,
+        })
+    }
+}
+
+/// Reads a PEM public key and picks the one algorithm its type allows.
+fn public_key(path: &Path) -> anyhow::Result<(DecodingKey, Algorithm)> {
+    let pem = std::fs::read(path)
+        .with_context(|| format!("cannot read --auth-public-key {}", path.display()))?;
+    if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
+        return Ok((key, Algorithm::RS256));
+    }
+    if let Ok(key) = DecodingKey::from_ed_pem(&pem) {
+        return Ok((key, Algorithm::EdDSA));
+    }
+    if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
+        // The key is the curve point: its length names the curve.
+        let algorithm = match key.kind() {
+            DecodingKeyKind::SecretOrDer(point) if point.len() == 65 => Algorithm::ES256,
+            DecodingKeyKind::SecretOrDer(point) if point.len() == 97 => Algorithm::ES384,
+            _ => anyhow::bail!(
+                "--auth-public-key {}: only P-256 (ES256) and P-384 (ES384) EC keys are supported",
+                path.display()
+            ),
+        };
+        return Ok((key, algorithm));
+    }
+    anyhow::bail!(
+        "--auth-public-key {} is not a PEM public key of a supported type (RSA, EC P-256/P-384, Ed25519)",
+        path.display()
+    )
+}
+
+/// The sentence for a token that failed verification.
+fn rejection(kind: &ErrorKind) -> String {
+    match kind {
+        ErrorKind::ExpiredSignature => {
+            "The token has expired. Get a new one and retry".to_owned()
+        }
+        ErrorKind::InvalidSignature => {
+            "The token's signature does not match this server's key. Use a token issued for this server".to_owned()
+        }
+        ErrorKind::MissingRequiredClaim(claim) => {
+            format!("The token has no `{claim}` claim. Tokens need `sub` and `exp`")
+        }
+        ErrorKind::InvalidAudience => {
+            "The token is not issued for this server (its `aud` does not match)".to_owned()
+        }
+        ErrorKind::InvalidAlgorithm => {
+            "The token is signed with an algorithm this server refuses".to_owned()
+        }
+        _ => "The token is malformed: its claims must include `sub` (text) and `exp` (seconds since 1970)".to_owned(),
+    }
+}
+
+/// A 401 that tells the client to authenticate with a bearer token.
+pub fn unauthorized(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, message).with_header(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"sse-server\""),
+    )
+}
+
+/// 403 with a sentence.
+fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, message)
+}
+
+/// The token a request carries: the `Authorization: Bearer` header, else the
+/// `access_token` query parameter, else the `sse_token` cookie.
+pub fn token_of(headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    bearer(headers)
+        .or_else(|| {
+            let query = uri.query()?;
+            form_urlencoded::parse(query.as_bytes())
+                .find(|(name, _)| name == "access_token")
+                .map(|(_, value)| value.into_owned())
+        })
+        .or_else(|| cookie(headers))
+        .filter(|token| !token.is_empty())
+}
+
+/// The token of an `Authorization: Bearer` header.
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+fn cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim().to_owned())
+}
+
+/// Who is making a request, as the [`identify`] layer established.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    /// Authorization is off: anyone may do anything.
+    Anyone,
+    /// The holder of a verified token.
+    Token(Identity),
+}
+
+/// The layer on every API route: verifies the request's token (401 when missing or
+/// invalid) and hands the [`Caller`] to the handler. With authorization off every
+/// request passes as [`Caller::Anyone`].
+pub async fn identify(
+    State(app): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let caller = match &app.auth {
+        None => Caller::Anyone,
+        Some(verifier) => {
+            let Some(token) = token_of(request.headers(), request.uri()) else {
+                return unauthorized(
+                    "This server needs a token: send `Authorization: Bearer <token>`, open a session with POST /auth/session, or add ?access_token=<token>",
+                )
+                .into_response();
+            };
+            match verifier.verify(&token) {
+                Ok(identity) => Caller::Token(identity),
+                Err(e) => return e.into_response(),
+            }
+        }
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "This route is missing the authorization layer; please report this bug",
+            )
+        })
+    }
+}
+
+impl Caller {
+    /// The user a request is for. Authorization off: the `requested` parameter (when
+    /// given). On: the token's own user, from `own_user(sub)`; `requested` may be
+    /// left out, and a different one is refused with 403.
+    pub fn user<T: PartialEq>(
+        &self,
+        requested: Option<T>,
+        own_user: impl FnOnce(&str) -> Result<T, ApiError>,
+    ) -> Result<Option<T>, ApiError> {
+        let Caller::Token(identity) = self else {
+            return Ok(requested);
+        };
+        let own = own_user(&identity.sub)?;
+        match requested {
+            Some(requested) if requested != own => Err(forbidden(format!(
+                "This token is for `{}` and cannot act for another user. Leave the user parameter out, or use that user's token",
+                identity.sub
+            ))),
+            _ => Ok(Some(own)),
+        }
+    }
+
+    /// Whether the caller may post messages and broadcasts (scope `publish`).
+    pub fn may_publish(&self) -> Result<(), ApiError> {
+        match self {
+            Caller::Anyone => Ok(()),
+            Caller::Token(identity) if identity.publish => Ok(()),
+            Caller::Token(_) => Err(forbidden(
+                "Posting messages needs a token with the `publish` scope (sse-server token <sub> --publish)",
+            )),
+        }
+    }
+
+    /// Ends `stream` when the caller's token expires (never when authorization is
+    /// off): the client reconnects with a fresh token and resumes by Last-Event-ID.
+    pub fn until_expiry<S>(&self, stream: S) -> impl Stream<Item = S::Item> + Send + Unpin + use<S>
+    where
+        S: Stream + Send + Unpin,
+    {
+        // `None`: never (no token, or an expiry past what the clock can represent).
+        let left = match self {
+            Caller::Anyone => None,
+            Caller::Token(identity) => UNIX_EPOCH
+                .checked_add(Duration::from_secs(identity.expires_at))
+                .map(|at| at.duration_since(SystemTime::now()).unwrap_or_default()),
+        };
+        let expiry: Pin<Box<dyn Future<Output = ()> + Send>> = match left {
+            Some(left) => Box::pin(tokio::time::sleep(left)),
+            None => Box::pin(std::future::pending()),
+        };
+        stream.take_until(expiry)
+    }
+}
+
+/// A token for `sub` signed with `secret` (HS256), valid for `ttl`, with the
+/// `publish` scope when asked: what `sse-server token` prints.
+pub fn mint(secret: &Secret, sub: &str, publish: bool, ttl: Duration) -> anyhow::Result<String> {
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("the system clock is before 1970")?
+        .saturating_add(ttl)
+        .as_secs();
+    let claims = Claims {
+        sub: sub.to_owned(),
+        exp,
+        scope: publish.then(|| Scope::Text(PUBLISH_SCOPE.to_owned())),
+    };
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.0.as_bytes()),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verifier(secret: &str) -> Verifier {
+        let config = Config {
+            auth_secret: Some(secret.parse().expect("secret")),
+            ..Config::default()
+        };
+        Verifier::from_config(&config)
+            .expect("config")
+            .expect("auth on")
+    }
+
+    #[test]
+    fn a_minted_token_verifies_with_its_scope() {
+        let secret: Secret = "s3cret".parse().expect("secret");
+        let token = mint(&secret, "alice", true, Duration::from_secs(60)).expect("mint");
+        let identity = verifier("s3cret").verify(&token).expect("valid");
+        assert_eq!(identity.sub, "alice");
+        assert!(identity.publish);
+        let plain = mint(&secret, "bob", false, Duration::from_secs(60)).expect("mint");
+        assert!(!verifier("s3cret").verify(&plain).expect("valid").publish);
+    }
+
+    #[test]
+    fn scope_is_read_as_text_or_list() {
+        assert!(Scope::Text("read publish".into()).contains("publish"));
+        assert!(!Scope::Text("publisher".into()).contains("publish"));
+        assert!(Scope::List(vec!["publish".into()]).contains("publish"));
+    }
+
+    #[test]
+    fn the_header_wins_over_query_and_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; sse_token=c"));
+        let uri: Uri = "/v2/sse?access_token=q".parse().expect("uri");
+        assert_eq!(token_of(&headers, &uri).as_deref(), Some("q"));
+        assert_eq!(
+            token_of(&headers, &"/v2/sse".parse().expect("uri")).as_deref(),
+            Some("c")
+        );
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer h"));
+        assert_eq!(token_of(&headers, &uri).as_deref(), Some("h"));
+    }
+
+    #[tokio::test]
+    async fn a_stream_ends_at_expiry_and_a_far_expiry_is_never() {
+        let caller = |expires_at| {
+            Caller::Token(Identity {
+                sub: "a".to_owned(),
+                expires_at,
+                publish: false,
+            })
+        };
+        let mut expired = caller(0).until_expiry(futures_util::stream::pending::<()>());
+        assert_eq!(expired.next().await, None);
+        let mut far = caller(u64::MAX).until_expiry(futures_util::stream::iter([1]));
+        assert_eq!(far.next().await, Some(1));
+    }
+
+    #[test]
+    fn the_secret_stays_out_of_debug_output() {
+        let secret: Secret = "hunter2".parse().expect("secret");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,127 @@
+//! `/auth/session`: a browser trades a pasted token for an `HttpOnly` cookie, so
+//! page scripts never hold it and `EventSource` (which cannot send headers) sends it
+//! by itself.
+//!
+//! * `POST` with `Authorization: Bearer <token>` sets the `sse_token` cookie
+//!   (`HttpOnly`, `SameSite=Strict`, `Secure` when the request came over HTTPS,
+//!   expiring with the token);
+//! * `DELETE` clears it;
+//! * `GET` says whether authorization is on and whose token the request carries.
+//!
+//! These routes are open: they are how a client learns it needs a token.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::DateTime;
+use serde_json::json;
+
+use super::{COOKIE, Identity, bearer, token_of, unauthorized};
+use crate::AppState;
+use crate::error::ApiError;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/auth/session", get(show).post(open).delete(close))
+}
+
+/// `{"auth": bool, "sub": ..., "exp": ...}`: `sub` and `exp` are null when
+/// authorization is off or the request carries no valid token.
+fn answer(auth: bool, identity: Option<&Identity>) -> Json<serde_json::Value> {
+    Json(json!({
+        "auth": auth,
+        "sub": identity.map(|i| &i.sub),
+        "exp": identity.map(|i| i.expires_at),
+        "publish": identity.is_some_and(|i| i.publish),
+    }))
+}
+
+async fn show(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    let Some(verifier) = &app.auth else {
+        return answer(false, None).into_response();
+    };
+    let identity =
+        token_of(request.headers(), request.uri()).and_then(|token| verifier.verify(&token).ok());
+    answer(true, identity.as_ref()).into_response()
+}
+
+async fn open(State(app): State<Arc<AppState>>, request: Request) -> Result<Response, ApiError> {
+    let Some(verifier) = &app.auth else {
+        return Err(ApiError::bad_request(
+            "Authorization is off on this server (no --auth-secret or --auth-public-key), so there is no session to open",
+        ));
+    };
+    let token = bearer(request.headers()).ok_or_else(|| {
+        unauthorized("Send the token as `Authorization: Bearer <token>` to open a session")
+    })?;
+    let identity = verifier.verify(&token)?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let max_age = identity.expires_at.saturating_sub(now);
+    // Expires for old browsers that ignore Max-Age; left out past what a date holds.
+    let expires = i64::try_from(identity.expires_at)
+        .ok()
+        .and_then(|secs| DateTime::from_timestamp(secs, 0))
+        .map(|t| t.format("; Expires=%a, %d %b %Y %H:%M:%S GMT").to_string())
+        .unwrap_or_default();
+    let cookie = format!(
+        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{expires}{}",
+        secure_suffix(request.headers(), request.uri().scheme_str())
+    );
+    set_cookie(answer(true, Some(&identity)).into_response(), &cookie)
+}
+
+async fn close(State(app): State<Arc<AppState>>, request: Request) -> Result<Response, ApiError> {
+    let cookie = format!(
+        "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{}",
+        secure_suffix(request.headers(), request.uri().scheme_str())
+    );
+    set_cookie(answer(app.auth.is_some(), None).into_response(), &cookie)
+}
+
+/// `; Secure` when the request came over HTTPS: directly (a TLS terminator in
+/// front that rewrites the URI) or through a proxy that says so.
+fn secure_suffix(headers: &HeaderMap, scheme: Option<&str>) -> &'static str {
+    let forwarded_https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
+    if forwarded_https || scheme == Some("https") {
+        "; Secure"
+    } else {
+        ""
+    }
+}
+
+fn set_cookie(mut response: Response, cookie: &str) -> Result<Response, ApiError> {
+    let value = HeaderValue::from_str(cookie).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "The token contains characters a cookie cannot carry",
+        )
+    })?;
+    response.headers_mut().insert(header::SET_COOKIE, value);
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secure_only_over_https() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(secure_suffix(&headers, None), "");
+        assert_eq!(secure_suffix(&headers, Some("https")), "; Secure");
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert_eq!(secure_suffix(&headers, None), "; Secure");
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        assert_eq!(secure_suffix(&headers, None), "");
+    }
+}
