@@ -376,3 +376,78 @@ async fn a_reader_that_panics_is_restarted_and_not_ready_meanwhile() {
     );
     stream.expect_silence(Duration::from_secs(1)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs scripts/services.sh up (run by scripts/test.sh)"]
+async fn commands_a_hung_writer_holds_are_settled_by_the_sweeper() {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+
+    const N: usize = 30;
+    let config = with_services();
+    let server = TestServer::start(config.clone()).await;
+    // A member of the writers group that reads its partitions but never applies
+    // anything: a hung writer, which no broker evicts while it heartbeats.
+    let hung: StreamConsumer = rdkafka::ClientConfig::new()
+        .set(
+            "bootstrap.servers",
+            config.kafka_brokers.as_deref().expect("brokers"),
+        )
+        .set("group.id", &config.v4_writers_group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    hung.subscribe(&[&config.v4_command_topic])
+        .expect("subscribe");
+    let hung = std::sync::Arc::new(hung);
+    let reader = hung.clone();
+    let hung_task = tokio::spawn(async move {
+        loop {
+            let _ = reader.recv().await;
+        }
+    });
+    eventually("the hung writer to hold a partition", || async {
+        hung.assignment().is_ok_and(|a| a.count() > 0)
+    })
+    .await;
+
+    let user = Uuid::new_v4();
+    let mut reports = Vec::new();
+    for _ in 0..N {
+        reports.push(create_report(&server.base, user).await);
+    }
+    let mut stream = SseClient::connect(&server.url(&format!("/v4/sse?user_id={user}"))).await;
+    assert_eq!(stream.next().await.event, "snapshot");
+    let mut accepted = HashMap::new();
+    for report in &reports {
+        put(&server.base, user, report, "queued").await;
+        accepted.insert(report.clone(), Instant::now());
+    }
+    let mut updates: HashMap<String, usize> = HashMap::new();
+    let mut slowest = Duration::ZERO;
+    while updates.len() < N {
+        let (name, id, data) = next_outcome(&mut stream).await;
+        assert_eq!(name, "report_status_update", "{data}");
+        slowest = slowest.max(accepted[&id].elapsed());
+        *updates.entry(id).or_default() += 1;
+    }
+    expect_no_outcome(&mut stream, SETTLE).await;
+    assert!(updates.values().all(|&n| n == 1), "{updates:?}");
+    let metrics = server.metrics().await;
+    let swept: usize = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("v4_commands_swept_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    println!(
+        "hung writer holding {} partition(s): {N} of {N} announced once, {swept} settled by the \
+         sweeper, slowest {slowest:.1?} after its 202",
+        hung.assignment().map_or(0, |a| a.count())
+    );
+    assert!(
+        swept > 0,
+        "the hung writer's commands were settled by the sweeper"
+    );
+    hung_task.abort();
+    server.stop().await;
+}
