@@ -26,6 +26,7 @@ import {
   missingPrerequisites,
   prepareShots,
   runner,
+  sleep,
   waitConnection,
   waitStatusEverywhere,
 } from './harness.mjs';
@@ -153,6 +154,7 @@ async function main() {
     await eventually('the server to see the tabs gone', async () => (await server.metric(V4_STREAMS)) === 0 || (await server.metric(V4_STREAMS)));
 
     await test(`control: without the sharing, only ${BROWSER_CONNECTIONS_PER_HOST} of ${TABS} tabs go live`, async () => {
+      const t0 = Date.now();
       const control = await browser.newContext({ viewport: { width: 900, height: 600 } });
       // No Web Locks API: sharedStream.ts falls back to one EventSource per tab.
       await control.addInitScript(() => {
@@ -172,22 +174,26 @@ async function main() {
             await page.goto(`${server.base}/?user=${userId}`, { waitUntil: 'commit', timeout: 3000 }).catch(() => {});
           }
         }
+        log(`control: ${TABS} tabs opened after ${Date.now() - t0} ms`);
         // Give the others every chance: they stay stuck (they wait for a free connection).
-        await new Promise((r) => setTimeout(r, 3000));
+        await sleep(3000);
         const streams = await server.metric(V4_STREAMS);
+        // A tab whose page never loaded cannot be asked anything: a question to it
+        // waits for its navigation. Two seconds without an answer count as "not live".
         let live = 0;
         for (const p of pages) {
-          live += await p
+          const answer = p
             .locator('[data-testid="connection"][data-state="live"]')
             .count()
             .catch(() => 0);
+          live += await Promise.race([answer, sleep(2000).then(() => 0)]);
         }
         log(`control: ${live} of ${TABS} tabs live, ${streams} streams on the server`);
         assert.equal(streams, BROWSER_CONNECTIONS_PER_HOST, 'streams on the server');
         assert.equal(live, BROWSER_CONNECTIONS_PER_HOST, 'tabs live');
       } finally {
         pages = [];
-        await control.close();
+        await Promise.race([control.close().catch(() => {}), sleep(15_000)]);
       }
     });
   } finally {
@@ -195,6 +201,14 @@ async function main() {
     await server.stop().catch(() => {});
   }
 }
+
+// A browser that stops answering must not hold up the whole test run.
+const WATCHDOG_MS = Number(process.env.E2E_TABS_WATCHDOG_MS ?? 300_000);
+setTimeout(() => {
+  fail('watchdog', `the run took more than ${WATCHDOG_MS} ms`);
+  finish();
+  process.exit(1);
+}, WATCHDOG_MS).unref();
 
 try {
   await main();
