@@ -170,6 +170,15 @@ impl Bus {
         }
     }
 
+    /// Whether the reader `name` (a fan-out reader is named after its topic) is
+    /// running and has caught up with its topic.
+    pub fn caught_up(&self, name: &str) -> bool {
+        match self {
+            Bus::Memory(bus) => bus.readers().caught_up(name),
+            Bus::Kafka(bus) => bus.readers().caught_up(name),
+        }
+    }
+
     /// Refreshes the `kafka_consumer_lag` gauges (called every second).
     pub fn update_lag_gauges(&self) {
         match self {
@@ -374,6 +383,12 @@ impl Readers {
     /// The first reader that is down, catching up or behind, by name.
     fn problem(&self) -> Option<String> {
         self.0.iter().find_map(|reader| reader.problem())
+    }
+
+    fn caught_up(&self, name: &str) -> bool {
+        self.0.get(name).is_none_or(|reader| {
+            reader.running.load(Ordering::Relaxed) && reader.caught_up.load(Ordering::Relaxed)
+        })
     }
 
     /// Keeps the lag gauges current even while nobody asks `/readyz`.

@@ -153,6 +153,12 @@ pub fn start(app: &Arc<AppState>, sweeper: Arc<Sweeper>) {
                 _ = every.tick() => {}
                 _ = app.shutdown.cancelled() => return,
             }
+            // Until the fact reader has caught up, outcomes of the commands read
+            // meanwhile may still be on their way: settling them would only
+            // announce them again.
+            if !app.bus.caught_up(&app.config.v4_event_topic) {
+                continue;
+            }
             for change in sweeper.due() {
                 match writer::settle(&app, &change).await {
                     Ok(()) => {
