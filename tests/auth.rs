@@ -14,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{SseClient, TestServer, embedded, test_python, unique};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Method;
 use serde_json::{Value, json};
 use sse_server::config::Config;
 
@@ -176,6 +177,41 @@ async fn every_401_and_403_with_a_secret_in_header_cookie_and_query() {
         ),
         ("garbage", "not.a.token".to_owned()),
     ];
+    let mine = format!("/v4/reports?user_id={owner}");
+    let theirs = format!("/v4/reports?user_id={other}");
+    let their_stream = format!("/v4/sse?user_id={other}");
+    let their_new_report = format!("/v4/new/report?user_id={other}");
+    // With a valid token, in every source: (method, path, token, the status it gets).
+    let cases: [(Method, &str, &str, u16); 24] = [
+        // The token's own user, named or left out.
+        (Method::GET, "/v1/sse?username=alice", &alice, 200),
+        (Method::GET, "/v2/sse?username=alice", &alice, 200),
+        (Method::GET, "/v2/sse", &alice, 200),
+        (Method::GET, "/v3/sse", &alice, 200),
+        // Another user's stream.
+        (Method::GET, "/v1/sse?username=bob", &alice, 403),
+        (Method::GET, "/v2/sse?username=bob", &alice, 403),
+        (Method::GET, "/v3/sse?username=bob", &alice, 403),
+        // Posting needs the publish scope, which allows any recipient.
+        (Method::POST, "/v2/message?username=bob", &alice, 403),
+        (Method::POST, "/v2/message?username=bob", &publisher, 202),
+        (Method::POST, "/v2/message", &alice, 403),
+        (Method::POST, "/v2/message", &publisher, 202),
+        (Method::POST, "/v2/broadcast", &alice, 403),
+        (Method::POST, "/v2/broadcast", &publisher, 202),
+        (Method::POST, "/v3/message?username=bob", &alice, 403),
+        (Method::POST, "/v3/message?username=bob", &publisher, 202),
+        (Method::POST, "/v3/broadcast", &alice, 403),
+        (Method::POST, "/v3/broadcast", &publisher, 202),
+        // /v4: owners only, on every route.
+        (Method::GET, &mine, &owner_token, 200),
+        (Method::GET, "/v4/reports", &owner_token, 200),
+        (Method::GET, &theirs, &owner_token, 403),
+        (Method::GET, &their_stream, &owner_token, 403),
+        (Method::GET, "/v4/sse", &owner_token, 200),
+        (Method::POST, &their_new_report, &owner_token, 403),
+        (Method::GET, "/v4/reports", &alice, 403), // sub is not a UUID
+    ];
     for source in SOURCES {
         let context = format!("{source:?}");
         assert_eq!(
@@ -197,100 +233,13 @@ async fn every_401_and_403_with_a_secret_in_header_cookie_and_query() {
                 );
             }
         }
-        // The token's own user, named or left out.
-        for path in [
-            "/v1/sse?username=alice",
-            "/v2/sse?username=alice",
-            "/v2/sse",
-            "/v3/sse",
-        ] {
+        for (method, path, token, expected) in &cases {
             assert_eq!(
-                get(&server, path, Some(&alice), source).await,
-                200,
-                "{context}: {path}"
+                status(&server, method.clone(), path, Some(*token), source).await,
+                *expected,
+                "{context}: {method} {path}"
             );
         }
-        // Another user's stream.
-        for path in [
-            "/v1/sse?username=bob",
-            "/v2/sse?username=bob",
-            "/v3/sse?username=bob",
-        ] {
-            assert_eq!(
-                get(&server, path, Some(&alice), source).await,
-                403,
-                "{context}: {path}"
-            );
-        }
-        // Posting needs the publish scope, which allows any recipient.
-        for path in [
-            "/v2/message?username=bob",
-            "/v2/message",
-            "/v2/broadcast",
-            "/v3/message?username=bob",
-            "/v3/broadcast",
-        ] {
-            assert_eq!(
-                post(&server, path, Some(&alice), source).await,
-                403,
-                "{context}: {path} without publish"
-            );
-            assert_eq!(
-                post(&server, path, Some(&publisher), source).await,
-                202,
-                "{context}: {path} with publish"
-            );
-        }
-        // /v4: owners only, on every route.
-        let mine = format!("/v4/reports?user_id={owner}");
-        let theirs = format!("/v4/reports?user_id={other}");
-        assert_eq!(
-            get(&server, &mine, Some(&owner_token), source).await,
-            200,
-            "{context}"
-        );
-        assert_eq!(
-            get(&server, "/v4/reports", Some(&owner_token), source).await,
-            200,
-            "{context}"
-        );
-        assert_eq!(
-            get(&server, &theirs, Some(&owner_token), source).await,
-            403,
-            "{context}"
-        );
-        assert_eq!(
-            get(
-                &server,
-                &format!("/v4/sse?user_id={other}"),
-                Some(&owner_token),
-                source
-            )
-            .await,
-            403,
-            "{context}"
-        );
-        assert_eq!(
-            get(&server, "/v4/sse", Some(&owner_token), source).await,
-            200,
-            "{context}"
-        );
-        assert_eq!(
-            post(
-                &server,
-                &format!("/v4/new/report?user_id={other}"),
-                Some(&owner_token),
-                source
-            )
-            .await,
-            403,
-            "{context}"
-        );
-        assert_eq!(
-            get(&server, "/v4/reports", Some(&alice), source).await,
-            403,
-            "{context}: sub is not a UUID"
-        );
     }
     // Health, metrics and the session route are open.
     for path in ["/healthz", "/readyz", "/metrics", "/auth/session"] {

@@ -20,15 +20,10 @@ import {
   EVENTSOURCE_PROBE,
   ROOT,
   SHOTS,
-  Server,
   esStats,
   eventually,
-  freePort,
-  launchChromium,
   log,
-  missingPrerequisites,
-  prepareShots,
-  runner,
+  runE2E,
   waitConnection,
 } from './harness.mjs';
 
@@ -54,9 +49,9 @@ async function mint(sub, ttl = '10m') {
 }
 
 let page;
-const { test, fail, finish } = runner(async (n) => {
+const onFailure = async (n) => {
   await page?.screenshot({ path: path.join(SHOTS, `auth-failed-${n}.png`) }).catch(() => {});
-});
+};
 
 async function signIn(token) {
   await page.getByTestId('signin-token').waitFor({ timeout: 10_000 });
@@ -64,108 +59,90 @@ async function signIn(token) {
   await page.getByTestId('signin-submit').click();
 }
 
-async function main() {
-  prepareShots('auth-');
-  const missing = missingPrerequisites([UPDATE_SCRIPT]);
-  if (missing.length) {
-    fail('preflight', `missing ${missing.join('; ')}`);
-    return;
-  }
-  const server = new Server(await freePort(), 'auth-server');
-  const browser = await launchChromium();
+async function main({ test, server, browser }) {
   const pageErrors = [];
   const userId = randomUUID();
-  try {
-    await test('server starts with authorization on', async () => {
-      await server.start();
-      const answer = await (await fetch(`${server.base}/auth/session`)).json();
-      assert.equal(answer.auth, true);
-      log(`sse-server on ${server.base}`);
-    });
+  await test('server starts with authorization on', async () => {
+    await server.start();
+    const answer = await (await fetch(`${server.base}/auth/session`)).json();
+    assert.equal(answer.auth, true);
+    log(`sse-server on ${server.base}`);
+  });
 
-    const context = await browser.newContext({ viewport: { width: 1180, height: 760 } });
-    await context.addInitScript(EVENTSOURCE_PROBE);
-    page = await context.newPage();
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+  const context = await browser.newContext({ viewport: { width: 1180, height: 760 } });
+  await context.addInitScript(EVENTSOURCE_PROBE);
+  page = await context.newPage();
+  page.on('pageerror', (e) => pageErrors.push(e.message));
 
-    await test('the sign-in asks for a token and refuses a bad one with the server sentence', async () => {
-      await page.goto(server.base);
-      await page.getByTestId('signin-token').waitFor({ timeout: 10_000 });
-      assert.equal(await page.getByTestId('signin-new').count(), 0, 'no "New user" when tokens are checked');
-      await signIn('not-a-token');
-      const error = page.getByTestId('signin-error');
-      await error.waitFor({ timeout: 5000 });
-      assert.match(await error.innerText(), /token/i);
-      await signIn(await mint('alice'));
-      await page.getByTestId('signin-error').waitFor({ timeout: 5000 });
-      assert.match(await page.getByTestId('signin-error').innerText(), /not a user id/);
-      await page.screenshot({ path: path.join(SHOTS, 'auth-01-signin-error.png') });
-    });
+  await test('the sign-in asks for a token and refuses a bad one with the server sentence', async () => {
+    await page.goto(server.base);
+    await page.getByTestId('signin-token').waitFor({ timeout: 10_000 });
+    assert.equal(await page.getByTestId('signin-new').count(), 0, 'no "New user" when tokens are checked');
+    await signIn('not-a-token');
+    const error = page.getByTestId('signin-error');
+    await error.waitFor({ timeout: 5000 });
+    assert.match(await error.innerText(), /token/i);
+    await signIn(await mint('alice'));
+    await page.getByTestId('signin-error').waitFor({ timeout: 5000 });
+    assert.match(await page.getByTestId('signin-error').innerText(), /not a user id/);
+    await page.screenshot({ path: path.join(SHOTS, 'auth-01-signin-error.png') });
+  });
 
-    await test('a pasted token opens an HttpOnly cookie session as its subject, and the board goes live', async () => {
-      await signIn(await mint(userId));
-      await waitConnection(page, 'live', 15_000);
-      assert.equal(await page.getByTestId('user-id').innerText(), userId);
-      const cookies = await context.cookies(server.base);
-      const cookie = cookies.find((c) => c.name === 'sse_token');
-      assert.ok(cookie, `no sse_token cookie in ${JSON.stringify(cookies)}`);
-      assert.equal(cookie.httpOnly, true);
-      assert.equal(cookie.sameSite, 'Strict');
-      assert.ok(cookie.expires > Date.now() / 1000, 'expires with the token');
-      assert.equal(await page.evaluate(() => document.cookie.includes('sse_token')), false, 'scripts cannot read it');
-      await page.getByTestId('new-report').click();
-      await page.locator('[data-testid="report"]').first().waitFor({ timeout: 10_000 });
-      await page.screenshot({ path: path.join(SHOTS, 'auth-02-board.png') });
-    });
+  await test('a pasted token opens an HttpOnly cookie session as its subject, and the board goes live', async () => {
+    await signIn(await mint(userId));
+    await waitConnection(page, 'live', 15_000);
+    assert.equal(await page.getByTestId('user-id').innerText(), userId);
+    const cookies = await context.cookies(server.base);
+    const cookie = cookies.find((c) => c.name === 'sse_token');
+    assert.ok(cookie, `no sse_token cookie in ${JSON.stringify(cookies)}`);
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.sameSite, 'Strict');
+    assert.ok(cookie.expires > Date.now() / 1000, 'expires with the token');
+    assert.equal(await page.evaluate(() => document.cookie.includes('sse_token')), false, 'scripts cannot read it');
+    await page.getByTestId('new-report').click();
+    await page.locator('[data-testid="report"]').first().waitFor({ timeout: 10_000 });
+    await page.screenshot({ path: path.join(SHOTS, 'auth-02-board.png') });
+  });
 
-    await test('update_report_status.sh sends $SSE_TOKEN, and is refused without it', async () => {
-      const reportId = await page.locator('[data-testid="report"]').first().getAttribute('data-report-id');
-      const args = [UPDATE_SCRIPT, userId, reportId, 'queued'];
-      const without = await run('bash', args, { SSE_URL: server.base, SSE_TOKEN: '' });
-      assert.equal(without.code, 1, `without a token: ${without.stdout} ${without.stderr}`);
-      assert.match(without.stderr, /HTTP 401/);
-      const token = await mint(userId);
-      const withToken = await run('bash', args, { SSE_URL: server.base, SSE_TOKEN: token });
-      assert.equal(withToken.code, 0, `with a token: ${withToken.stdout} ${withToken.stderr}`);
-      await page.waitForSelector(`[data-testid="report"][data-report-id="${reportId}"][data-status="queued"]`, {
-        timeout: 10_000,
-      });
+  await test('update_report_status.sh sends $SSE_TOKEN, and is refused without it', async () => {
+    const reportId = await page.locator('[data-testid="report"]').first().getAttribute('data-report-id');
+    const args = [UPDATE_SCRIPT, userId, reportId, 'queued'];
+    const without = await run('bash', args, { SSE_URL: server.base, SSE_TOKEN: '' });
+    assert.equal(without.code, 1, `without a token: ${without.stdout} ${without.stderr}`);
+    assert.match(without.stderr, /HTTP 401/);
+    const token = await mint(userId);
+    const withToken = await run('bash', args, { SSE_URL: server.base, SSE_TOKEN: token });
+    assert.equal(withToken.code, 0, `with a token: ${withToken.stdout} ${withToken.stderr}`);
+    await page.waitForSelector(`[data-testid="report"][data-report-id="${reportId}"][data-status="queued"]`, {
+      timeout: 10_000,
     });
+  });
 
-    await test('a reload stays signed in; sign-out clears the cookie and closes the stream', async () => {
-      await page.reload();
-      await waitConnection(page, 'live', 15_000);
-      assert.equal(await page.getByTestId('user-id').innerText(), userId);
-      await page.getByTestId('signout').click();
-      await page.getByTestId('signin-token').waitFor({ timeout: 5000 });
-      const cookies = await context.cookies(server.base);
-      assert.equal(cookies.find((c) => c.name === 'sse_token'), undefined, 'cookie cleared');
-      await eventually('the stream to close', async () => (await esStats(page)).open === 0);
-      const answer = await page.evaluate(async () => (await fetch('/auth/session')).json());
-      assert.equal(answer.sub, null);
-    });
+  await test('a reload stays signed in; sign-out clears the cookie and closes the stream', async () => {
+    await page.reload();
+    await waitConnection(page, 'live', 15_000);
+    assert.equal(await page.getByTestId('user-id').innerText(), userId);
+    await page.getByTestId('signout').click();
+    await page.getByTestId('signin-token').waitFor({ timeout: 5000 });
+    const cookies = await context.cookies(server.base);
+    assert.equal(cookies.find((c) => c.name === 'sse_token'), undefined, 'cookie cleared');
+    await eventually('the stream to close', async () => (await esStats(page)).open === 0);
+    const answer = await page.evaluate(async () => (await fetch('/auth/session')).json());
+    assert.equal(answer.sub, null);
+  });
 
-    await test('an expired token ends the stream and brings the sign-in back with a plain message', async () => {
-      await signIn(await mint(userId, `${SHORT_TTL_S}s`));
-      await waitConnection(page, 'live', 15_000);
-      await page.getByTestId('signin-error').waitFor({ timeout: (SHORT_TTL_S + 15) * 1000 });
-      assert.match(await page.getByTestId('signin-error').innerText(), /expired/);
-      await page.screenshot({ path: path.join(SHOTS, 'auth-03-expired.png') });
-      await eventually('the server to close the expired stream', async () => (await server.metric(V4_STREAMS)) === 0);
-    });
+  await test('an expired token ends the stream and brings the sign-in back with a plain message', async () => {
+    await signIn(await mint(userId, `${SHORT_TTL_S}s`));
+    await waitConnection(page, 'live', 15_000);
+    await page.getByTestId('signin-error').waitFor({ timeout: (SHORT_TTL_S + 15) * 1000 });
+    assert.match(await page.getByTestId('signin-error').innerText(), /expired/);
+    await page.screenshot({ path: path.join(SHOTS, 'auth-03-expired.png') });
+    await eventually('the server to close the expired stream', async () => (await server.metric(V4_STREAMS)) === 0);
+  });
 
-    await test('no uncaught errors in the page', async () => {
-      assert.deepEqual(pageErrors, []);
-    });
-  } finally {
-    await browser.close().catch(() => {});
-    await server.stop().catch(() => {});
-  }
+  await test('no uncaught errors in the page', async () => {
+    assert.deepEqual(pageErrors, []);
+  });
 }
 
-try {
-  await main();
-} catch (e) {
-  fail('harness', e?.stack ?? e);
-}
-finish();
+await runE2E({ prefix: 'auth-', serverName: 'auth-server', prerequisites: [UPDATE_SCRIPT], onFailure }, main);

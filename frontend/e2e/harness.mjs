@@ -1,7 +1,8 @@
-// Shared parts of the end-to-end tests (dashboard.e2e.mjs, tabs.e2e.mjs): the paths,
-// starting and stopping the real sse-server, launching Debian's Chromium through
+// Shared parts of the end-to-end tests (dashboard.e2e.mjs, tabs.e2e.mjs, auth.e2e.mjs): the
+// paths, starting and stopping the real sse-server, launching Debian's Chromium through
 // playwright-core (never a downloaded browser), a probe that counts the EventSources of
-// a page, and a tiny TAP-like runner whose last line is "N passed, M failed".
+// a page, a tiny TAP-like runner whose last line is "N passed, M failed", and runE2E, the
+// frame of a whole run.
 
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
@@ -236,4 +237,43 @@ export function prepareShots(prefix) {
   for (const f of fs.readdirSync(SHOTS)) {
     if (f.startsWith(prefix) && /\.(png|log)$/.test(f)) fs.rmSync(path.join(SHOTS, f));
   }
+}
+
+/**
+ * One whole end-to-end run: clears the old screenshots and logs starting with `prefix`, checks
+ * the prerequisites (a failed "preflight" when any is missing), starts the server (its log is
+ * SHOTS/<serverName>-N.log) and Chromium, runs `body({ test, server, browser })`, stops them
+ * both and prints the summary. `onFailure(n)` runs after a failed test (screenshots); with
+ * `watchdogMs`, a run that takes longer fails "watchdog" and exits. A throw outside a test
+ * fails "harness".
+ */
+export async function runE2E({ prefix, serverName, prerequisites = [], onFailure, watchdogMs }, body) {
+  const { test, fail, finish } = runner(onFailure);
+  if (watchdogMs) {
+    // A browser that stops answering must not hold up the whole test run.
+    setTimeout(() => {
+      fail('watchdog', `the run took more than ${watchdogMs} ms`);
+      finish();
+      process.exit(1);
+    }, watchdogMs).unref();
+  }
+  try {
+    prepareShots(prefix);
+    const missing = missingPrerequisites(prerequisites);
+    if (missing.length) {
+      fail('preflight', `missing ${missing.join('; ')}`);
+    } else {
+      const server = new Server(await freePort(), serverName);
+      const browser = await launchChromium();
+      try {
+        await body({ test, server, browser });
+      } finally {
+        await browser.close().catch(() => {});
+        await server.stop().catch(() => {});
+      }
+    }
+  } catch (e) {
+    fail('harness', e?.stack ?? e);
+  }
+  finish();
 }

@@ -17,15 +17,10 @@ import { randomUUID } from 'node:crypto';
 import {
   EVENTSOURCE_PROBE,
   SHOTS,
-  Server,
   esStats,
   eventually,
-  freePort,
-  launchChromium,
   log,
-  missingPrerequisites,
-  prepareShots,
-  runner,
+  runE2E,
   sleep,
   waitConnection,
   waitStatusEverywhere,
@@ -38,11 +33,11 @@ const LIVE_MS = 10_000;
 const V4_STREAMS = 'sse_open_streams{version="v4"}';
 
 let pages = [];
-const { test, fail, finish } = runner(async (n) => {
+const onFailure = async (n) => {
   await Promise.all(
     pages.map((p, i) => p.screenshot({ path: path.join(SHOTS, `tabs-failed-${n}-${i}.png`) }).catch(() => {})),
   );
-});
+};
 
 async function api(server, method, route, body) {
   const res = await fetch(`${server.base}${route}`, {
@@ -67,152 +62,129 @@ async function streamsIn(list) {
   return { open, holder };
 }
 
-async function main() {
-  prepareShots('tabs-');
-  const missing = missingPrerequisites();
-  if (missing.length) {
-    fail('preflight', `missing ${missing.join('; ')}`);
-    return;
-  }
-  const server = new Server(await freePort(), 'tabs-server');
-  const browser = await launchChromium();
+async function main({ test, server, browser }) {
   const pageErrors = [];
   const userId = randomUUID();
   let report;
 
-  try {
-    await test('server starts and is ready', async () => {
-      await server.start();
-      log(`sse-server on ${server.base}; ${TABS} tabs of user ${userId}`);
-      report = await api(server, 'POST', `/v4/new/report?user_id=${userId}`);
+  await test('server starts and is ready', async () => {
+    await server.start();
+    log(`sse-server on ${server.base}; ${TABS} tabs of user ${userId}`);
+    report = await api(server, 'POST', `/v4/new/report?user_id=${userId}`);
+  });
+
+  const context = await browser.newContext({ viewport: { width: 900, height: 600 } });
+  await context.addInitScript(EVENTSOURCE_PROBE);
+
+  await test(`${TABS} tabs of one user all go live, over one stream`, async () => {
+    for (let i = 0; i < TABS; i++) {
+      const page = await context.newPage();
+      page.on('pageerror', (e) => pageErrors.push(`tab ${i}: ${e.message}`));
+      pages.push(page);
+      await page.goto(`${server.base}/?user=${userId}`);
+    }
+    await Promise.all(pages.map((p) => waitConnection(p, 'live', LIVE_MS)));
+    await waitStatusEverywhere(pages, report.reportId, 'pending', LIVE_MS);
+    const { open } = await streamsIn(pages);
+    assert.equal(open, 1, `EventSources open in the ${TABS} tabs`);
+    await eventually('the server to count one /v4 stream', async () => (await server.metric(V4_STREAMS)) === 1 || (await server.metric(V4_STREAMS)));
+  });
+
+  await test(`a change made through the API shows in all ${TABS} tabs`, async () => {
+    const t0 = Date.now();
+    await api(server, 'PUT', `/v4/report?user_id=${userId}`, { id: report.reportId, status: 'queued' });
+    const t = await waitStatusEverywhere(pages, report.reportId, 'queued', LIVE_MS);
+    log(`"queued" in all ${TABS} tabs ${Date.now() - t0} ms after the PUT (${t} ms after its 202)`);
+  });
+
+  await test(`the last tab's own requests go through (it is not stuck behind ${BROWSER_CONNECTIONS_PER_HOST} streams)`, async () => {
+    const last = pages.at(-1);
+    const before = await last.getByTestId('report').count();
+    await last.getByTestId('new-report').click();
+    await Promise.all(
+      pages.map((p) =>
+        p.waitForFunction((n) => document.querySelectorAll('[data-testid="report"]').length === n, before + 1, {
+          timeout: LIVE_MS,
+        }),
+      ),
+    );
+  });
+
+  await test('the tab holding the stream closes: the others take over and stay live, missing nothing', async () => {
+    const { holder } = await streamsIn(pages);
+    assert.ok(holder >= 0, 'a tab holds the stream');
+    const closing = pages[holder];
+    pages = pages.filter((p) => p !== closing);
+    await closing.close();
+    // At once, while the next tab is still taking over: this change must not be lost.
+    await api(server, 'PUT', `/v4/report?user_id=${userId}`, { id: report.reportId, status: 'processing' });
+    const t = await waitStatusEverywhere(pages, report.reportId, 'processing', LIVE_MS);
+    log(`holder (tab ${holder}) closed; "processing" in the other ${pages.length} tabs after ${t} ms`);
+    await eventually('one EventSource in the remaining tabs', async () => (await streamsIn(pages)).open === 1 || streamsIn(pages));
+    // The tab that took over resumed from the last event id it had seen.
+    const taker = pages[(await streamsIn(pages)).holder];
+    const url = new URL((await esStats(taker)).urls.at(-1), server.base);
+    assert.ok(url.searchParams.get('lastEventId'), `the new holder's stream resumes: ${url}`);
+    await eventually('the server to count one /v4 stream again', async () => (await server.metric(V4_STREAMS)) === 1 || (await server.metric(V4_STREAMS)));
+    await api(server, 'PUT', `/v4/report?user_id=${userId}`, { id: report.reportId, status: 'completed' });
+    await waitStatusEverywhere(pages, report.reportId, 'completed', LIVE_MS);
+    await Promise.all(pages.map((p) => waitConnection(p, 'live', LIVE_MS)));
+  });
+
+  await test('no uncaught errors in the pages', async () => {
+    assert.deepEqual(pageErrors, []);
+  });
+
+  await context.close();
+  pages = [];
+  await eventually('the server to see the tabs gone', async () => (await server.metric(V4_STREAMS)) === 0 || (await server.metric(V4_STREAMS)));
+
+  await test(`control: without the sharing, only ${BROWSER_CONNECTIONS_PER_HOST} of ${TABS} tabs go live`, async () => {
+    const t0 = Date.now();
+    const control = await browser.newContext({ viewport: { width: 900, height: 600 } });
+    // No Web Locks API: sharedStream.ts falls back to one EventSource per tab.
+    await control.addInitScript(() => {
+      Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined, configurable: true });
     });
-
-    const context = await browser.newContext({ viewport: { width: 900, height: 600 } });
-    await context.addInitScript(EVENTSOURCE_PROBE);
-
-    await test(`${TABS} tabs of one user all go live, over one stream`, async () => {
+    try {
+      // One tab after the other, each live before the next opens, so that the tabs
+      // do not race each other for the browser's connections.
       for (let i = 0; i < TABS; i++) {
-        const page = await context.newPage();
-        page.on('pageerror', (e) => pageErrors.push(`tab ${i}: ${e.message}`));
+        const page = await control.newPage();
         pages.push(page);
-        await page.goto(`${server.base}/?user=${userId}`);
-      }
-      await Promise.all(pages.map((p) => waitConnection(p, 'live', LIVE_MS)));
-      await waitStatusEverywhere(pages, report.reportId, 'pending', LIVE_MS);
-      const { open } = await streamsIn(pages);
-      assert.equal(open, 1, `EventSources open in the ${TABS} tabs`);
-      await eventually('the server to count one /v4 stream', async () => (await server.metric(V4_STREAMS)) === 1 || (await server.metric(V4_STREAMS)));
-    });
-
-    await test(`a change made through the API shows in all ${TABS} tabs`, async () => {
-      const t0 = Date.now();
-      await api(server, 'PUT', `/v4/report?user_id=${userId}`, { id: report.reportId, status: 'queued' });
-      const t = await waitStatusEverywhere(pages, report.reportId, 'queued', LIVE_MS);
-      log(`"queued" in all ${TABS} tabs ${Date.now() - t0} ms after the PUT (${t} ms after its 202)`);
-    });
-
-    await test(`the last tab's own requests go through (it is not stuck behind ${BROWSER_CONNECTIONS_PER_HOST} streams)`, async () => {
-      const last = pages.at(-1);
-      const before = await last.getByTestId('report').count();
-      await last.getByTestId('new-report').click();
-      await Promise.all(
-        pages.map((p) =>
-          p.waitForFunction((n) => document.querySelectorAll('[data-testid="report"]').length === n, before + 1, {
-            timeout: LIVE_MS,
-          }),
-        ),
-      );
-    });
-
-    await test('the tab holding the stream closes: the others take over and stay live, missing nothing', async () => {
-      const { holder } = await streamsIn(pages);
-      assert.ok(holder >= 0, 'a tab holds the stream');
-      const closing = pages[holder];
-      pages = pages.filter((p) => p !== closing);
-      await closing.close();
-      // At once, while the next tab is still taking over: this change must not be lost.
-      await api(server, 'PUT', `/v4/report?user_id=${userId}`, { id: report.reportId, status: 'processing' });
-      const t = await waitStatusEverywhere(pages, report.reportId, 'processing', LIVE_MS);
-      log(`holder (tab ${holder}) closed; "processing" in the other ${pages.length} tabs after ${t} ms`);
-      await eventually('one EventSource in the remaining tabs', async () => (await streamsIn(pages)).open === 1 || streamsIn(pages));
-      // The tab that took over resumed from the last event id it had seen.
-      const taker = pages[(await streamsIn(pages)).holder];
-      const url = new URL((await esStats(taker)).urls.at(-1), server.base);
-      assert.ok(url.searchParams.get('lastEventId'), `the new holder's stream resumes: ${url}`);
-      await eventually('the server to count one /v4 stream again', async () => (await server.metric(V4_STREAMS)) === 1 || (await server.metric(V4_STREAMS)));
-      await api(server, 'PUT', `/v4/report?user_id=${userId}`, { id: report.reportId, status: 'completed' });
-      await waitStatusEverywhere(pages, report.reportId, 'completed', LIVE_MS);
-      await Promise.all(pages.map((p) => waitConnection(p, 'live', LIVE_MS)));
-    });
-
-    await test('no uncaught errors in the pages', async () => {
-      assert.deepEqual(pageErrors, []);
-    });
-
-    await context.close();
-    pages = [];
-    await eventually('the server to see the tabs gone', async () => (await server.metric(V4_STREAMS)) === 0 || (await server.metric(V4_STREAMS)));
-
-    await test(`control: without the sharing, only ${BROWSER_CONNECTIONS_PER_HOST} of ${TABS} tabs go live`, async () => {
-      const t0 = Date.now();
-      const control = await browser.newContext({ viewport: { width: 900, height: 600 } });
-      // No Web Locks API: sharedStream.ts falls back to one EventSource per tab.
-      await control.addInitScript(() => {
-        Object.defineProperty(Navigator.prototype, 'locks', { get: () => undefined, configurable: true });
-      });
-      try {
-        // One tab after the other, each live before the next opens, so that the tabs
-        // do not race each other for the browser's connections.
-        for (let i = 0; i < TABS; i++) {
-          const page = await control.newPage();
-          pages.push(page);
-          if (i < BROWSER_CONNECTIONS_PER_HOST) {
-            await page.goto(`${server.base}/?user=${userId}`);
-            await waitConnection(page, 'live', LIVE_MS);
-          } else {
-            // Its very page load waits for a free connection.
-            await page.goto(`${server.base}/?user=${userId}`, { waitUntil: 'commit', timeout: 3000 }).catch(() => {});
-          }
+        if (i < BROWSER_CONNECTIONS_PER_HOST) {
+          await page.goto(`${server.base}/?user=${userId}`);
+          await waitConnection(page, 'live', LIVE_MS);
+        } else {
+          // Its very page load waits for a free connection.
+          await page.goto(`${server.base}/?user=${userId}`, { waitUntil: 'commit', timeout: 3000 }).catch(() => {});
         }
-        log(`control: ${TABS} tabs opened after ${Date.now() - t0} ms`);
-        // Give the others every chance: they stay stuck (they wait for a free connection).
-        await sleep(3000);
-        const streams = await server.metric(V4_STREAMS);
-        // A tab whose page never loaded cannot be asked anything: a question to it
-        // waits for its navigation. Two seconds without an answer count as "not live".
-        let live = 0;
-        for (const p of pages) {
-          const answer = p
-            .locator('[data-testid="connection"][data-state="live"]')
-            .count()
-            .catch(() => 0);
-          live += await Promise.race([answer, sleep(2000).then(() => 0)]);
-        }
-        log(`control: ${live} of ${TABS} tabs live, ${streams} streams on the server`);
-        assert.equal(streams, BROWSER_CONNECTIONS_PER_HOST, 'streams on the server');
-        assert.equal(live, BROWSER_CONNECTIONS_PER_HOST, 'tabs live');
-      } finally {
-        pages = [];
-        await Promise.race([control.close().catch(() => {}), sleep(15_000)]);
       }
-    });
-  } finally {
-    await browser.close().catch(() => {});
-    await server.stop().catch(() => {});
-  }
+      log(`control: ${TABS} tabs opened after ${Date.now() - t0} ms`);
+      // Give the others every chance: they stay stuck (they wait for a free connection).
+      await sleep(3000);
+      const streams = await server.metric(V4_STREAMS);
+      // A tab whose page never loaded cannot be asked anything: a question to it
+      // waits for its navigation. Two seconds without an answer count as "not live".
+      let live = 0;
+      for (const p of pages) {
+        const answer = p
+          .locator('[data-testid="connection"][data-state="live"]')
+          .count()
+          .catch(() => 0);
+        live += await Promise.race([answer, sleep(2000).then(() => 0)]);
+      }
+      log(`control: ${live} of ${TABS} tabs live, ${streams} streams on the server`);
+      assert.equal(streams, BROWSER_CONNECTIONS_PER_HOST, 'streams on the server');
+      assert.equal(live, BROWSER_CONNECTIONS_PER_HOST, 'tabs live');
+    } finally {
+      pages = [];
+      await Promise.race([control.close().catch(() => {}), sleep(15_000)]);
+    }
+  });
 }
 
 // A browser that stops answering must not hold up the whole test run.
 const WATCHDOG_MS = Number(process.env.E2E_TABS_WATCHDOG_MS ?? 300_000);
-setTimeout(() => {
-  fail('watchdog', `the run took more than ${WATCHDOG_MS} ms`);
-  finish();
-  process.exit(1);
-}, WATCHDOG_MS).unref();
 
-try {
-  await main();
-} catch (e) {
-  fail('harness', e?.stack ?? e);
-}
-finish();
+await runE2E({ prefix: 'tabs-', serverName: 'tabs-server', onFailure, watchdogMs: WATCHDOG_MS }, main);

@@ -53,6 +53,17 @@ interface Tab {
 
 const statuses = (tab: Tab) => selectReports(tab.board).map((r) => `${r.reportId}:${r.reportStatus}`);
 
+/** Two tabs of one browser, and the stream their holder opened, already open. */
+async function twoTabsWithOpenStream() {
+  const { open, tabs } = browser();
+  open('one');
+  open('two');
+  await settle();
+  const es = FakeEventSource.all[0];
+  es.open();
+  return { tabs, es };
+}
+
 beforeEach(() => {
   FakeEventSource.all = [];
 });
@@ -147,12 +158,7 @@ describe('connectSharedReportStream', () => {
   });
 
   it('reset and the snapshot that follows reach every tab', async () => {
-    const { open, tabs } = browser();
-    open('one');
-    open('two');
-    await settle();
-    const es = FakeEventSource.all[0];
-    es.open();
+    const { tabs, es } = await twoTabsWithOpenStream();
     es.emit('snapshot', [report('a'), report('b')], '10');
     es.fail(0);
     es.open();
@@ -166,12 +172,7 @@ describe('connectSharedReportStream', () => {
   });
 
   it('the connection state of the holder shows in every tab', async () => {
-    const { open, tabs } = browser();
-    open('one');
-    open('two');
-    await settle();
-    const es = FakeEventSource.all[0];
-    es.open();
+    const { tabs, es } = await twoTabsWithOpenStream();
     es.fail(0);
     await settle();
     for (const t of tabs) expect(t.states.at(-1)).toBe('reconnecting');
