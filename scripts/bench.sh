@@ -221,10 +221,13 @@ run() {
     local name=$1
     shift
     local args=("$@" --url "$URL" --label "$name" --plot "$RUN_OUT/$name.png")
-    local cmdline tag=""
-    [ "$TARGET" = sse-server ] || tag="$TARGET:"
+    local cmdline tag="" pid_word='$SERVER_PID'
+    if [ "$TARGET" != sse-server ]; then
+        tag="$TARGET:"
+        pid_word='$NGINX_WORKER_PIDS'
+    fi
     printf -v cmdline '%q ' "$BENCH" "${args[@]}"
-    printf '%s\t%s--server-pid $SERVER_PID\n' "$tag$name" "$cmdline" >>"$OUT/commands.tsv"
+    printf '%s\t%s--server-pid %s\n' "$tag$name" "$cmdline" "$pid_word" >>"$OUT/commands.tsv"
     log "$tag$name: $cmdline"
     local rc=0
     "$BENCH" "${args[@]}" --server-pid "$SERVER_PIDS" >"$RUN_OUT/$name.json" || rc=$?
