@@ -77,9 +77,19 @@ struct Args {
     /// Seconds after closing everything before the last RSS reading.
     #[arg(long, default_value_t = 2.0)]
     settle: f64,
-    /// Server pid, to read its RSS (VmRSS in /proc/PID/status).
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// Server pid(s), to read its RSS (VmRSS in /proc/PID/status); several pids,
+    /// comma-separated, are summed (nginx's worker processes for Nchan).
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
+    /// Seconds one publish (POST, or a write to the Kafka producer) or GET may take.
+    /// A request without an answer by then makes the server "frozen": publishing stops
+    /// and the summary reports `frozen_after_s` instead of the tool hanging.
+    #[arg(long, default_value_t = 10.0)]
+    request_timeout: f64,
+    /// Seconds a stream may take to connect and get its response headers (past it,
+    /// the server counts as frozen as above, and streams not yet set up fail at once).
+    #[arg(long, default_value_t = 30.0)]
+    connect_timeout: f64,
     /// Spread connections over source addresses 127.0.0.2 .. 127.0.0.(1+K).
     #[arg(long, default_value_t = 16)]
     source_ips: u32,
@@ -146,6 +156,10 @@ struct Aggregate {
     duplicated: u64,
     /// Arrived after the tracking window had moved on (duplicate or reordered).
     late: u64,
+    /// Unix nanos when the server stopped answering (0: it never did); see
+    /// `stats::note_frozen`.
+    #[serde(default)]
+    frozen_since: u64,
 }
 
 impl Aggregate {
@@ -178,6 +192,11 @@ impl Aggregate {
         self.lost += o.lost;
         self.duplicated += o.duplicated;
         self.late += o.late;
+        self.frozen_since = match (self.frozen_since, o.frozen_since) {
+            (0, b) => b,
+            (a, 0) => a,
+            (a, b) => a.min(b),
+        };
     }
 }
 
@@ -285,7 +304,7 @@ fn setup(args: &Args) -> Result<Setup> {
         mode,
         stalled_percent,
         stalled_rcvbuf: args.stalled_rcvbuf,
-        connect_timeout: Duration::from_secs(30),
+        connect_timeout: Duration::from_secs_f64(args.connect_timeout),
     });
     Ok(Setup {
         scenario,
@@ -423,7 +442,8 @@ async fn run_worker(args: Args) -> Result<i32> {
             }
         }
     };
-    let agg = subs.finish(info).await;
+    let mut agg = subs.finish(info).await;
+    agg.frozen_since = stats::frozen_since().unwrap_or(0);
     ticker.abort();
     let hist = stats::hist_to_pairs(&stats::drain_interval());
     say(
@@ -571,9 +591,11 @@ async fn run_main(args: Args) -> Result<i32> {
         args.connections.div_ceil(19_000).max(1)
     };
     let started = Instant::now();
-    let rss = |pid: Option<u32>| pid.and_then(stats::rss_kib);
-    let rss_before = rss(args.server_pid);
-    let metrics_before = publish::get_text(s.server, &s.host, "/metrics").await;
+    let started_unix = stats::now_nanos();
+    let request_timeout = Duration::from_secs_f64(args.request_timeout);
+    let rss = || stats::rss_kib_sum(&args.server_pid);
+    let rss_before = rss();
+    let metrics_before = publish::get_text(s.server, &s.host, "/metrics", request_timeout).await;
 
     let timeline = Arc::new(Timeline {
         ticks: Mutex::new(Vec::new()),
@@ -584,7 +606,7 @@ async fn run_main(args: Args) -> Result<i32> {
     let ticker = {
         let timeline = timeline.clone();
         let quiet = args.quiet;
-        let pid = args.server_pid;
+        let pids = args.server_pid.clone();
         let n = args.connections;
         tokio::spawn(async move {
             let mut last_recv = 0;
@@ -596,7 +618,7 @@ async fn run_main(args: Args) -> Result<i32> {
                 let h = drain_all();
                 let recv = load_relaxed(&COUNTERS.received);
                 let published = load_relaxed(&COUNTERS.published);
-                let rss = pid.and_then(stats::rss_kib);
+                let rss = stats::rss_kib_sum(&pids);
                 if let Some(r) = rss {
                     timeline.rss_peak.fetch_max(r, Ordering::Relaxed);
                 }
@@ -665,7 +687,7 @@ async fn run_main(args: Args) -> Result<i32> {
         (c, f)
     };
     let setup_secs = connect_start.elapsed().as_secs_f64();
-    let rss_connected = rss(args.server_pid);
+    let rss_connected = rss();
 
     // 2. Hold or publish.
     let mut rss_full = rss_connected;
@@ -674,7 +696,7 @@ async fn run_main(args: Args) -> Result<i32> {
     if s.scenario == Scenario::Idle {
         *timeline.phase.lock().unwrap() = "hold";
         tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
-        rss_full = rss(args.server_pid).max(rss_connected);
+        rss_full = rss().max(rss_connected);
     } else {
         *timeline.phase.lock().unwrap() = "publish";
         let target = match s.scenario {
@@ -699,6 +721,7 @@ async fn run_main(args: Args) -> Result<i32> {
             duration: Duration::from_secs_f64(args.duration),
             publishers: args.publishers,
             padding: " ".to_owned() + &"x".repeat(args.pad),
+            request_timeout,
         });
         publish_result = publish::publish(plan).await?;
     }
@@ -754,10 +777,21 @@ async fn run_main(args: Args) -> Result<i32> {
     // 4. After closing.
     *timeline.phase.lock().unwrap() = "closed";
     tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
-    let rss_after = rss(args.server_pid);
+    let rss_after = rss();
     ticker.abort();
     let _ = timeline.total.lock().unwrap().add(drain_all());
-    let metrics_after = publish::get_text(s.server, &s.host, "/metrics").await;
+    let metrics_after = publish::get_text(s.server, &s.host, "/metrics", request_timeout).await;
+    // When the server stopped answering (here or in a worker process), from the start.
+    let frozen_since = match (stats::frozen_since().unwrap_or(0), agg.frozen_since) {
+        (0, b) => b,
+        (a, 0) => a,
+        (a, b) => a.min(b),
+    };
+    let frozen_after_s = (frozen_since > 0)
+        .then(|| (frozen_since.saturating_sub(started_unix) as f64 / 1e8).round() / 10.0);
+    if let Some(t) = frozen_after_s {
+        eprintln!("the server froze {t} s into the run (a request got no answer in time)");
+    }
 
     let total = timeline.total.lock().unwrap().clone();
     let latency = stats::latency_of(&total);
@@ -809,6 +843,8 @@ async fn run_main(args: Args) -> Result<i32> {
             "peak_per_s_1s": peak_deliveries,
             "window_s": round3(window),
         },
+        "frozen_after_s": frozen_after_s,
+        "request_timeout_s": args.request_timeout,
         "lost": agg.lost,
         "duplicated": agg.duplicated,
         "late_or_duplicate": agg.late,
@@ -844,11 +880,18 @@ async fn run_main(args: Args) -> Result<i32> {
         || agg.late > 0
         || failed > 0
         || publish_result.errors > 0
-        || agg.closed_early > 0;
+        || agg.closed_early > 0
+        || frozen_after_s.is_some();
     if args.strict && bad {
         eprintln!(
-            "FAILED: lost={} duplicated={} late={} failed_connections={} publish_errors={} closed_early={}",
-            agg.lost, agg.duplicated, agg.late, failed, publish_result.errors, agg.closed_early
+            "FAILED: lost={} duplicated={} late={} failed_connections={} publish_errors={} closed_early={} frozen_after_s={:?}",
+            agg.lost,
+            agg.duplicated,
+            agg.late,
+            failed,
+            publish_result.errors,
+            agg.closed_early,
+            frozen_after_s
         );
         return Ok(1);
     }

@@ -146,6 +146,12 @@ impl HttpConn {
         Ok(Reply { status, body })
     }
 
+    /// Forgets the connection (after a timeout left it mid-exchange).
+    pub fn reset(&mut self) {
+        self.stream = None;
+        self.filled = 0;
+    }
+
     async fn fill(&mut self) -> Result<()> {
         if self.filled == self.buf.len() {
             self.buf.resize(self.buf.len() * 2, 0);
@@ -196,6 +202,9 @@ pub struct PublishPlan {
     pub publishers: usize,
     /// Appended to each HTTP-published payload (a space and `--pad` bytes, or a space).
     pub padding: String,
+    /// How long one POST (or one write to the Kafka producer) may take; past it the
+    /// server counts as frozen and publishing stops.
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -245,6 +254,11 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
                     skipped.push(seq);
                     break;
                 }
+                if stats::frozen_since().is_some() {
+                    // Another request got no answer: do not queue up behind it.
+                    skipped.push(seq);
+                    break;
+                }
                 let (path, body) = match plan.target {
                     Target::Broadcast => (
                         format!("{}/broadcast", plan.path_prefix),
@@ -262,7 +276,29 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
                     Target::Kafka { .. } => unreachable!(),
                 };
                 let sent = Instant::now();
-                match conn.request("POST", &path, body.as_bytes()).await {
+                let sent_unix = stats::now_nanos();
+                let reply = tokio::time::timeout(
+                    plan.request_timeout,
+                    conn.request("POST", &path, body.as_bytes()),
+                )
+                .await;
+                let Ok(reply) = reply else {
+                    // No answer in time: the connection is in an unknown state, and the
+                    // server is frozen (a result, not a reason to hang).
+                    conn.reset();
+                    errors += 1;
+                    skipped.push(seq);
+                    COUNTERS.publish_errors.fetch_add(1, Ordering::Relaxed);
+                    stats::note_error(&format!(
+                        "publish: no answer within {:.1} s",
+                        plan.request_timeout.as_secs_f64()
+                    ));
+                    stats::note_frozen(sent_unix);
+                    break;
+                };
+                match reply {
+                    // Any 2xx is accepted: sse-server answers 200 with
+                    // `{"id","delivered"}`, Nchan 201/202 with a text summary.
                     Ok(reply) if (200..300).contains(&reply.status) => {
                         ok += 1;
                         delivered += delivered_of(&reply.body).unwrap_or(0);
@@ -346,10 +382,24 @@ async fn publish_kafka(plan: Arc<PublishPlan>) -> Result<PublishResult> {
             seq += 1;
         }
         if !line.is_empty() {
-            if let Err(e) = stdin.write_all(line.as_bytes()).await {
-                stats::note_error(&format!("kafka producer stdin: {e}"));
-                failed = true;
-                break;
+            let sent_unix = stats::now_nanos();
+            match tokio::time::timeout(plan.request_timeout, stdin.write_all(line.as_bytes())).await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    stats::note_error(&format!("kafka producer stdin: {e}"));
+                    failed = true;
+                    break;
+                }
+                Err(_) => {
+                    stats::note_error(&format!(
+                        "kafka producer took no input for {:.1} s",
+                        plan.request_timeout.as_secs_f64()
+                    ));
+                    stats::note_frozen(sent_unix);
+                    failed = true;
+                    break;
+                }
             }
             COUNTERS.published.store(seq, Ordering::Relaxed);
         }
@@ -373,8 +423,14 @@ async fn publish_kafka(plan: Arc<PublishPlan>) -> Result<PublishResult> {
     })
 }
 
-/// GET a path and return the body (for /metrics), best effort.
-pub async fn get_text(server: SocketAddr, host: &str, path: &str) -> Option<String> {
+/// GET a path and return the body (for /metrics), best effort: `None` on any error,
+/// a non-200 status (Nchan has no /metrics) or no answer within `timeout`.
+pub async fn get_text(
+    server: SocketAddr,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> Option<String> {
     let mut conn = HttpConn::new(server, host.to_string());
     let fut = async {
         let stream = TcpStream::connect(server).await.ok()?;
@@ -382,10 +438,7 @@ pub async fn get_text(server: SocketAddr, host: &str, path: &str) -> Option<Stri
         let reply = conn.exchange("GET", path, b"").await.ok()?;
         (reply.status == 200).then(|| String::from_utf8_lossy(&reply.body).to_string())
     };
-    tokio::time::timeout(Duration::from_secs(5), fut)
-        .await
-        .ok()
-        .flatten()
+    tokio::time::timeout(timeout, fut).await.ok().flatten()
 }
 
 /// Sum of the values of the metric lines named `name` (any labels).

@@ -307,6 +307,15 @@ pub async fn run_connection(
         ..Default::default()
     };
     let permit = permits.acquire().await;
+    if stats::frozen_since().is_some() {
+        // An earlier connection got no answer within the timeout: fail at once rather
+        // than have every queued connection wait out its own timeout.
+        stats::note_error("connect: not tried, the server is frozen");
+        COUNTERS.failed.fetch_add(1, Ordering::Relaxed);
+        out.failed = true;
+        return out;
+    }
+    let started_unix = stats::now_nanos();
     let setup = async {
         let rcvbuf = stalled.then_some(cfg.stalled_rcvbuf);
         let mut stream = connect_from(i, cfg.server, cfg.source_ips, rcvbuf).await?;
@@ -330,7 +339,11 @@ pub async fn run_connection(
             return out;
         }
         Err(_) => {
-            stats::note_error("connect: timed out");
+            stats::note_error(&format!(
+                "connect: no response headers within {:.1} s",
+                cfg.connect_timeout.as_secs_f64()
+            ));
+            stats::note_frozen(started_unix);
             COUNTERS.failed.fetch_add(1, Ordering::Relaxed);
             out.failed = true;
             return out;

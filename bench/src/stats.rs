@@ -65,6 +65,28 @@ pub fn drain_interval() -> Histogram<u64> {
     out
 }
 
+/// Unix time in nanoseconds at which the earliest request that got no answer within
+/// --request-timeout was sent; 0 while every request was answered. Once set, the
+/// server counts as frozen: requests not yet sent fail at once instead of each
+/// waiting out its own timeout.
+static FROZEN_SINCE: AtomicU64 = AtomicU64::new(0);
+
+/// A request sent at `sent_nanos` (unix) got no answer in time.
+pub fn note_frozen(sent_nanos: u64) {
+    let sent = sent_nanos.max(1);
+    let _ = FROZEN_SINCE.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+        (cur == 0 || sent < cur).then_some(sent)
+    });
+}
+
+/// See `note_frozen`: when the server stopped answering, unix nanos.
+pub fn frozen_since() -> Option<u64> {
+    match FROZEN_SINCE.load(Ordering::Relaxed) {
+        0 => None,
+        t => Some(t),
+    }
+}
+
 pub fn now_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -136,6 +158,14 @@ impl Tracker {
 }
 
 /// VmRSS of a process in KiB.
+/// Sum of the VmRSS of several processes (a server with worker processes, such as
+/// nginx); `None` when none of them could be read.
+pub fn rss_kib_sum(pids: &[u32]) -> Option<u64> {
+    pids.iter()
+        .filter_map(|&p| rss_kib(p))
+        .fold(None, |acc, r| Some(acc.unwrap_or(0) + r))
+}
+
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
