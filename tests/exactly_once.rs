@@ -39,12 +39,21 @@ fn flags(config: &Config) -> Vec<String> {
     .collect()
 }
 
+/// Creates a report. A 503 (DynamoDB Local still warming up on a loaded machine)
+/// is retried, as a client should.
 async fn create_report(base: &str, user: Uuid) -> String {
-    let reply = reqwest::Client::new()
-        .post(format!("{base}/v4/new/report?user_id={user}"))
-        .send()
-        .await
-        .expect("POST /v4/new/report");
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    let reply = loop {
+        let reply = reqwest::Client::new()
+            .post(format!("{base}/v4/new/report?user_id={user}"))
+            .send()
+            .await
+            .expect("POST /v4/new/report");
+        if reply.status() != 503 || tokio::time::Instant::now() > deadline {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(reply.status(), 201);
     let report: Value = reply.json().await.expect("report JSON");
     report["reportId"].as_str().expect("reportId").to_owned()
