@@ -99,4 +99,12 @@ async fn kafka_and_dynamodb_outages() {
         .expect("JSON");
     assert_eq!(listed.len(), 1, "only the report created after the outage");
     server.stop().await;
+
+    // tansu 0.6 bug: when an idempotent producer from before its restart (this
+    // server's, announcing the report above) produces again, tansu panics in
+    // `lite::Delegate::idempotent_message_check` ("more or less than one row") and
+    // then answers nothing at all. Apache Kafka does not. Restart it so the tests
+    // after this one get a working broker.
+    services("down", "kafka");
+    services("up", "kafka");
 }
