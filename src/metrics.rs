@@ -123,6 +123,13 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a /v4 command announced as rejected, by `reason`.
+    pub fn command_rejected(&self, reason: &'static str) {
+        self.v4_commands_rejected
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
     /// Counts one open stream of `version` until the returned guard is dropped.
     pub fn stream_opened(&self, version: &'static str) -> OpenStreamGuard {
         let gauge = self

@@ -13,7 +13,6 @@ use super::facts::{self, Fact, FactEvent};
 use super::store::{ChangeOutcome, StatusChange, StoreError};
 use crate::AppState;
 use crate::bus::{Failure, Group, Record};
-use crate::metrics::ReasonLabel;
 
 pub fn start(app: &Arc<AppState>) {
     let writer = app.clone();
@@ -33,12 +32,7 @@ pub fn start(app: &Arc<AppState>) {
 /// a malformed record is passed (the bus logs and counts it).
 async fn apply(app: &AppState, record: Record) -> Result<(), Failure> {
     let change = parse(&record.payload).map_err(|why| {
-        app.metrics
-            .v4_commands_rejected
-            .get_or_create(&ReasonLabel {
-                reason: "malformed_command",
-            })
-            .inc();
+        app.metrics.command_rejected("malformed_command");
         Failure::Permanent(format!("malformed command: {why}"))
     })?;
     settle(app, &change).await.map_err(Failure::Transient)
@@ -67,10 +61,7 @@ pub fn parse(payload: &[u8]) -> Result<StatusChange, String> {
 /// fact was published): nothing was announced, try again.
 pub async fn settle(app: &AppState, change: &StatusChange) -> Result<(), String> {
     let rejected = |reason: &'static str, why: String| {
-        app.metrics
-            .v4_commands_rejected
-            .get_or_create(&ReasonLabel { reason })
-            .inc();
+        app.metrics.command_rejected(reason);
         FactEvent::ReportStatusRejected {
             id: change.report_id,
             status: change.to,
