@@ -447,7 +447,7 @@ impl UserHub {
         delivered
     }
 
-    /// Accounts for a newly kept event (and one a per-user cap dropped), then
+    /// Accounts for a newly kept event (and those a per-user cap dropped), then
     /// drops the oldest events while over the byte budget.
     fn keep(&self, seq: u64, cost: usize, (freed, freed_cost): (usize, usize), owner: Owner) {
         self.kept_bytes.fetch_add(cost, Ordering::SeqCst);
@@ -490,10 +490,8 @@ impl UserHub {
         if self.too_stale(kept.len()) {
             let before = kept.len();
             kept.retain(|entry| self.still_kept(entry));
-            self.stale.fetch_sub(
-                (before - kept.len()).min(stale),
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            self.stale
+                .fetch_sub((before - kept.len()).min(stale), Ordering::Relaxed);
         }
     }
 
