@@ -20,6 +20,7 @@ mod health;
 mod limits;
 mod metrics;
 mod net;
+mod server;
 pub mod sse;
 mod user;
 mod v1;
@@ -48,7 +49,6 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::limits::StreamLimits;
 use crate::metrics::{Metrics, RequestLabels};
-use crate::net::{ClosableListener, ConnectionHandle};
 use crate::sse::{IdScheme, StreamSettings, UserHub};
 use crate::v4::dynamodb::{self, DynamoStore};
 use crate::v4::memory::MemoryStore;
@@ -324,13 +324,10 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let app = build_state(config, shutdown.clone()).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    let service = router(app).into_make_service_with_connect_info::<ConnectionHandle>();
-    let server = axum::serve(ClosableListener(listener), service)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(server::run(listener, router(app), shutdown.clone()));
     shutdown.cancelled().await;
     match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-        Ok(result) => result??,
+        Ok(result) => result?,
         Err(_) => tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway"),
     }
     Ok(())

@@ -1,24 +1,25 @@
 //! Sockets that a handler can close.
 //!
-//! A client that stops reading leaves its connection blocked in a write; hyper then
-//! never polls the response body again, so ending the event stream cannot close it.
+//! A client that stops reading leaves its connection blocked in a write, where
+//! nothing polls the event stream any more, so ending the stream cannot close it.
 //! Every accepted socket therefore carries a [`ConnectionHandle`]: closing it
-//! makes the next (or the pending) read or write fail, and hyper drops the
-//! connection. The check on every write is one atomic load: it sits on the
-//! delivery path of every event.
+//! makes the next (or the pending) read or write fail, and whoever serves the
+//! connection (the stream path or hyper) drops it. The check on every write is one
+//! atomic load: it sits on the delivery path of every event.
 //!
 //! Accepted sockets also use TCP keep-alive, so a peer that vanished without a
 //! FIN (a laptop closed, a NAT entry dropped) is found and its stream freed even
 //! when no event is being written to it.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::serve::{IncomingStream, Listener};
+use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -42,32 +43,37 @@ impl ConnectionHandle {
     }
 }
 
-/// A TCP listener whose connections can be closed through a [`ConnectionHandle`].
-pub struct ClosableListener(pub TcpListener);
-
-impl Listener for ClosableListener {
-    type Io = ClosableStream;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (stream, addr) = Listener::accept(&mut self.0).await;
+/// The next connection, as a socket that can be closed through a [`ConnectionHandle`].
+/// Errors that concern only the one connection (it was reset before we took it) are
+/// skipped; others (out of file descriptors) are returned.
+pub async fn accept(listener: &TcpListener) -> io::Result<(ClosableStream, SocketAddr)> {
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => return Err(e),
+        };
         // Events are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
         if let Err(e) = SockRef::from(&stream).set_tcp_keepalive(&keepalive()) {
             tracing::debug!("cannot turn on TCP keep-alive for {addr}: {e}");
         }
-        (
-            ClosableStream {
-                inner: stream,
-                handle: ConnectionHandle::default(),
-            },
-            addr,
-        )
+        let stream = ClosableStream {
+            inner: stream,
+            handle: ConnectionHandle::default(),
+            read_ahead: Bytes::new(),
+        };
+        return Ok((stream, addr));
     }
+}
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
 }
 
 /// Probes after a minute of silence, then every 15 s; 4 unanswered probes close
@@ -82,9 +88,23 @@ fn keepalive() -> TcpKeepalive {
 pub struct ClosableStream {
     inner: TcpStream,
     handle: ConnectionHandle,
+    /// Bytes already read from the socket that the next reader gets first: a
+    /// request head read by the stream path, handed on to hyper.
+    read_ahead: Bytes,
 }
 
 impl ClosableStream {
+    /// What a handler uses to close this connection.
+    pub fn handle(&self) -> &ConnectionHandle {
+        &self.handle
+    }
+
+    /// Puts `bytes`, read from this socket earlier, back in front of what comes next.
+    pub fn unread(&mut self, bytes: Bytes) {
+        debug_assert!(self.read_ahead.is_empty(), "unread twice");
+        self.read_ahead = bytes;
+    }
+
     fn check(&self) -> io::Result<()> {
         if self.handle.0.closed.load(Ordering::Acquire) {
             Err(io::Error::new(
@@ -115,21 +135,19 @@ impl ClosableStream {
     }
 }
 
-impl axum::extract::connect_info::Connected<IncomingStream<'_, ClosableListener>>
-    for ConnectionHandle
-{
-    fn connect_info(stream: IncomingStream<'_, ClosableListener>) -> Self {
-        stream.io().handle.clone()
-    }
-}
-
 impl AsyncRead for ClosableStream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.get_mut().guard(cx, |s, cx| s.poll_read(cx, buf))
+        let this = self.get_mut();
+        if !this.read_ahead.is_empty() {
+            let n = this.read_ahead.len().min(buf.remaining());
+            buf.put_slice(&this.read_ahead.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        this.guard(cx, |s, cx| s.poll_read(cx, buf))
     }
 }
 
@@ -170,10 +188,10 @@ mod tests {
 
     #[tokio::test]
     async fn accepted_sockets_use_tcp_keepalive() {
-        let mut listener = ClosableListener(TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let _client = TcpStream::connect(addr).await.expect("connect");
-        let (accepted, _) = listener.accept().await;
+        let (accepted, _) = accept(&listener).await.expect("accept");
         let socket = SockRef::from(&accepted.inner);
         assert!(socket.keepalive().expect("SO_KEEPALIVE"));
         assert_eq!(
