@@ -62,7 +62,9 @@ struct Args {
     /// Distinct users (connection i is user i % users). Default: one per connection.
     #[arg(long)]
     users: Option<u64>,
-    /// Messages per second (0 = as fast as the publishers go).
+    /// Messages per second (0 = as fast as the publishers go). At a fixed rate latency
+    /// counts from each message's scheduled time (start + N/rate); flat out, from when
+    /// it was sent (the summary's `latency_from`).
     #[arg(long, default_value_t = 1000.0)]
     rate: f64,
     /// Seconds of publishing.
@@ -732,6 +734,7 @@ async fn run_main(args: Args) -> Result<i32> {
     } else {
         args.grace
     };
+    let deadline = Instant::now() + Duration::from_secs_f64(grace);
     let mut agg = Aggregate::default();
     let mut worker_errors = Vec::new();
     if let Some(subs) = local.take() {
@@ -739,7 +742,7 @@ async fn run_main(args: Args) -> Result<i32> {
             .finish(StopInfo {
                 published: publish_result.published,
                 skipped: publish_result.skipped.clone(),
-                deadline: Instant::now() + Duration::from_secs_f64(grace),
+                deadline,
             })
             .await;
     }
@@ -828,6 +831,7 @@ async fn run_main(args: Args) -> Result<i32> {
         "publish": if publishes { json!({
             "target_rate": args.rate,
             "duration_s": args.duration,
+            "pad_bytes": args.pad,
             "published": publish_result.published,
             "accepted": publish_result.ok,
             "errors": publish_result.errors,
@@ -835,6 +839,7 @@ async fn run_main(args: Args) -> Result<i32> {
                 (publish_result.ok as f64 / publish_result.elapsed.as_secs_f64()).round() } else { 0.0 },
             "server_reported_delivered": publish_result.server_delivered,
             "post_rtt": publish_result.post_rtt,
+            "send_lag": publish_result.send_lag,
         }) } else { Value::Null },
         "deliveries": {
             "expected": agg.expected,
@@ -849,6 +854,7 @@ async fn run_main(args: Args) -> Result<i32> {
         "duplicated": agg.duplicated,
         "late_or_duplicate": agg.late,
         "latency": latency,
+        "latency_from": publishes.then_some(publish_result.latency_from),
         "server_rss_kib": {
             "before": rss_before,
             "connected": rss_connected,

@@ -1,6 +1,9 @@
 //! Publishers: a pool of keep-alive HTTP/1.1 connections POSTing at a target rate,
 //! or one Kafka producer process fed lines on stdin. Every message carries
-//! `seq=N t=<unix nanos at send>`.
+//! `seq=N t=<unix nanos>`: at a fixed rate the time message N was *scheduled* for
+//! (start + N/rate), so a publisher that falls behind (a slow answer holds up the
+//! next POST) adds its delay to the latency instead of hiding it (no coordinated
+//! omission); flat out (rate 0) there is no schedule and `t` is the time of sending.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -207,6 +210,17 @@ pub struct PublishPlan {
     pub request_timeout: Duration,
 }
 
+/// What the `t=` of the messages is, so what latency is measured from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LatencyFrom {
+    /// start + N/rate (fixed-rate runs).
+    #[default]
+    Scheduled,
+    /// The moment the message was written (flat-out runs).
+    Sent,
+}
+
 #[derive(Debug, Default)]
 pub struct PublishResult {
     /// Sequence numbers 0..published were taken; `skipped` of them were not accepted.
@@ -217,6 +231,14 @@ pub struct PublishResult {
     pub server_delivered: u64,
     pub elapsed: Duration,
     pub post_rtt: Option<stats::Latency>,
+    pub latency_from: LatencyFrom,
+    /// How late the messages were sent after their scheduled time (fixed rate only).
+    pub send_lag: Option<stats::Latency>,
+}
+
+/// Unix nanos at which message `seq` is due, for a run that started at `start_unix`.
+fn scheduled_nanos(start_unix: u64, seq: u64, rate: f64) -> u64 {
+    start_unix + (seq as f64 * 1e9 / rate) as u64
 }
 
 pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
@@ -224,6 +246,7 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
         return publish_kafka(plan).await;
     }
     let start = Instant::now();
+    let start_unix = stats::now_nanos();
     let end = start + plan.duration;
     let total = if plan.rate > 0.0 {
         (plan.rate * plan.duration.as_secs_f64()).ceil() as u64
@@ -240,6 +263,7 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
             let mut skipped = Vec::new();
             let (mut ok, mut errors, mut delivered) = (0u64, 0u64, 0u64);
             let mut rtt = stats::new_hist();
+            let mut lag = stats::new_hist();
             loop {
                 let seq = next.fetch_add(1, Ordering::Relaxed);
                 if seq >= total {
@@ -259,24 +283,26 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
                     skipped.push(seq);
                     break;
                 }
-                let (path, body) = match plan.target {
-                    Target::Broadcast => (
-                        format!("{}/broadcast", plan.path_prefix),
-                        format!("seq={seq} t={}{}", stats::now_nanos(), plan.padding),
-                    ),
-                    Target::Unicast { users } => (
-                        format!(
-                            "{}/message?username={}{}",
-                            plan.path_prefix,
-                            plan.user_prefix,
-                            seq % users
-                        ),
-                        format!("seq={seq} t={}{}", stats::now_nanos(), plan.padding),
+                let path = match plan.target {
+                    Target::Broadcast => format!("{}/broadcast", plan.path_prefix),
+                    Target::Unicast { users } => format!(
+                        "{}/message?username={}{}",
+                        plan.path_prefix,
+                        plan.user_prefix,
+                        seq % users
                     ),
                     Target::Kafka { .. } => unreachable!(),
                 };
                 let sent = Instant::now();
                 let sent_unix = stats::now_nanos();
+                let t = if plan.rate > 0.0 {
+                    let due = scheduled_nanos(start_unix, seq, plan.rate);
+                    stats::record_nanos(&mut lag, sent_unix.saturating_sub(due));
+                    due
+                } else {
+                    sent_unix
+                };
+                let body = format!("seq={seq} t={t}{}", plan.padding);
                 let reply = tokio::time::timeout(
                     plan.request_timeout,
                     conn.request("POST", &path, body.as_bytes()),
@@ -326,18 +352,20 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
                     }
                 }
             }
-            (skipped, ok, errors, delivered, rtt)
+            (skipped, ok, errors, delivered, rtt, lag)
         }));
     }
     let mut result = PublishResult::default();
     let mut rtt_all = stats::new_hist();
+    let mut lag_all = stats::new_hist();
     for t in tasks {
-        let (skipped, ok, errors, delivered, rtt) = t.await?;
+        let (skipped, ok, errors, delivered, rtt, lag) = t.await?;
         result.skipped.extend(skipped);
         result.ok += ok;
         result.errors += errors;
         result.server_delivered += delivered;
         let _ = rtt_all.add(&rtt);
+        let _ = lag_all.add(&lag);
     }
     result.published = next.load(Ordering::Relaxed).min(total);
     // Sequence numbers taken after the end (rate 0) are beyond `published`? No: they
@@ -346,10 +374,16 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
     result.skipped.dedup();
     result.elapsed = start.elapsed();
     result.post_rtt = Some(stats::latency_of(&rtt_all));
+    if plan.rate > 0.0 {
+        result.send_lag = Some(stats::latency_of(&lag_all));
+    } else {
+        result.latency_from = LatencyFrom::Sent;
+    }
     Ok(result)
 }
 
-/// Feeds `USER:seq=N t=T` lines to a producer command (the Kafka tool) at the rate.
+/// Feeds `USER:seq=N t=T` lines to a producer command (the Kafka tool) at the rate
+/// (rate 0: 1,000/s), `T` being each record's scheduled time.
 async fn publish_kafka(plan: Arc<PublishPlan>) -> Result<PublishResult> {
     let Target::Kafka { users, command } = &plan.target else {
         unreachable!()
@@ -367,17 +401,21 @@ async fn publish_kafka(plan: Arc<PublishPlan>) -> Result<PublishResult> {
         .with_context(|| format!("starting {command}"))?;
     let mut stdin = child.stdin.take().unwrap();
     let start = Instant::now();
+    let start_unix = stats::now_nanos();
     let rate = if plan.rate > 0.0 { plan.rate } else { 1000.0 };
     let total = (rate * plan.duration.as_secs_f64()).ceil() as u64;
     let mut seq = 0u64;
     let mut line = String::new();
     let mut failed = false;
+    let mut lag = stats::new_hist();
     while seq < total {
         let due = ((start.elapsed().as_secs_f64() * rate) as u64 + 1).min(total);
         line.clear();
-        let t = stats::now_nanos();
+        let now = stats::now_nanos();
         while seq < due {
             use std::fmt::Write;
+            let t = scheduled_nanos(start_unix, seq, rate);
+            stats::record_nanos(&mut lag, now.saturating_sub(t));
             let _ = writeln!(line, "{}{}:seq={seq} t={t}", plan.user_prefix, seq % users);
             seq += 1;
         }
@@ -420,6 +458,8 @@ async fn publish_kafka(plan: Arc<PublishPlan>) -> Result<PublishResult> {
         server_delivered: 0,
         elapsed,
         post_rtt: None,
+        latency_from: LatencyFrom::Scheduled,
+        send_lag: Some(stats::latency_of(&lag)),
     })
 }
 

@@ -41,8 +41,13 @@ thread_local! {
     static LOCAL: RefCell<Option<Shared>> = const { RefCell::new(None) };
 }
 
+/// Records a latency given in nanoseconds into `h` (which counts microseconds).
+pub fn record_nanos(h: &mut Histogram<u64>, nanos: u64) {
+    let _ = h.record((nanos / 1000).clamp(1, 600_000_000));
+}
+
+/// Records a latency in this thread's histogram (see `drain_interval`).
 pub fn record_latency(nanos: u64) {
-    let us = (nanos / 1000).clamp(1, 600_000_000);
     LOCAL.with(|cell| {
         let mut cell = cell.borrow_mut();
         let h = cell.get_or_insert_with(|| {
@@ -50,7 +55,7 @@ pub fn record_latency(nanos: u64) {
             HISTS.lock().unwrap().push(h.clone());
             h
         });
-        let _ = h.lock().unwrap().record(us);
+        record_nanos(&mut h.lock().unwrap(), nanos);
     });
 }
 
