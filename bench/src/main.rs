@@ -4,6 +4,7 @@
 //! prints progress on stderr every second and one JSON summary on stdout at the end.
 //! `sse-bench --smoke` is a short unicast run that exits 1 on any lost or duplicated event.
 
+mod floor;
 mod plot;
 mod publish;
 mod sse;
@@ -40,7 +41,8 @@ enum Scenario {
     Unicast,
     /// unicast with --stalled-percent of the connections never reading.
     Stalled,
-    /// records `user:payload` to Kafka at --rate, subscribers on /v3/sse.
+    /// records `user:payload` to Kafka at --rate, subscribers on /v3/sse (with
+    /// --kafka-floor, a plain consumer of the topic beside them).
     Kafka,
 }
 
@@ -136,6 +138,12 @@ struct Args {
         default_value = "python3 tests/kafka_tool.py produce 127.0.0.1:9092 v3_messages --key sse-bench"
     )]
     kafka_produce: String,
+    /// Broker floor for the kafka scenario: a plain Kafka consumer command on the same
+    /// topic (e.g. `python bench/kafka_floor.py 127.0.0.1:9092 v3_messages`) that prints
+    /// a JSON ready line, then `RECV_UNIX_NANOS VALUE` per record; its latency from the
+    /// same scheduled times goes to the summary's `broker_floor`.
+    #[arg(long)]
+    kafka_floor: Option<String>,
     /// Free text copied into the summary.
     #[arg(long)]
     label: Option<String>,
@@ -661,6 +669,20 @@ async fn run_main(args: Args) -> Result<i32> {
         })
     };
 
+    // 0. The broker floor's consumer reads from the topic's end before anything is written.
+    let mut floor = None;
+    let mut floor_summary = Value::Null;
+    if let (Scenario::Kafka, Some(command)) = (s.scenario, &args.kafka_floor) {
+        let timeout = Duration::from_secs_f64(args.connect_timeout);
+        match floor::Floor::start(command, &s.prefix, timeout).await {
+            Ok(f) => floor = Some(f),
+            Err(e) => {
+                eprintln!("broker floor: {e:#}");
+                floor_summary = json!({ "error": format!("{e:#}") });
+            }
+        }
+    }
+
     // 1. Connect.
     let connect_start = Instant::now();
     let mut local = None;
@@ -735,6 +757,7 @@ async fn run_main(args: Args) -> Result<i32> {
         args.grace
     };
     let deadline = Instant::now() + Duration::from_secs_f64(grace);
+    let floor_done = floor.map(|f| tokio::spawn(f.finish(publish_result.published, deadline)));
     let mut agg = Aggregate::default();
     let mut worker_errors = Vec::new();
     if let Some(subs) = local.take() {
@@ -774,6 +797,9 @@ async fn run_main(args: Args) -> Result<i32> {
         for mut c in r.children {
             let _ = c.wait().await;
         }
+    }
+    if let Some(done) = floor_done {
+        floor_summary = done.await?;
     }
     let window = publish_start.elapsed().as_secs_f64();
     let rss_peak = timeline.rss_peak.load(Ordering::Relaxed);
@@ -855,6 +881,7 @@ async fn run_main(args: Args) -> Result<i32> {
         "late_or_duplicate": agg.late,
         "latency": latency,
         "latency_from": publishes.then_some(publish_result.latency_from),
+        "broker_floor": floor_summary,
         "server_rss_kib": {
             "before": rss_before,
             "connected": rss_connected,
