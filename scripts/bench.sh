@@ -2,9 +2,11 @@
 # scripts/bench.sh — load-test sse-server with the sse-bench tool (bench/) and write
 # docs/BENCHMARKS.md plus the PNG charts in docs/.
 #
-#   scripts/bench.sh           every scenario (about 10 minutes): idle 1k/10k/19k,
+#   scripts/bench.sh           every scenario (about 15 minutes): idle 1k/10k/19k,
 #                              fan-out to 1k and 10k at rising rates until p99 > 100 ms,
-#                              unicast 1,000 users, 1 % stalled readers, Kafka ingest
+#                              unicast 1,000 users, 1 % stalled readers (each pair 3 times),
+#                              Kafka ingest beside a plain consumer (the broker floor),
+#                              and the broker's CPU while an instance idles
 #   scripts/bench.sh --smoke   one short unicast run (300 streams, 3 s) against a freshly
 #                              started server (embedded default); exits non-zero on any
 #                              lost or duplicated event (scripts/test.sh calls this)
@@ -13,7 +15,20 @@
 # in bench/ with its own Cargo.lock and bench/target), starts its own
 # `target/release/sse-server --bind 127.0.0.1:$BENCH_PORT --queue $BENCH_QUEUE`, records
 # its pid (for VmRSS), and stops it again. Raw results (JSON per run, charts, the server
-# log, the exact commands) go to bench/target/results/.
+# log, the exact commands) go to bench/target/results/. Latency of a fixed-rate run
+# counts from each message's scheduled send time (no coordinated omission); flat-out
+# runs count from the actual send (each JSON says which: `latency_from`).
+#
+# The stalled-reader pairs (unicast-1000-max / stalled-1pct-max and
+# fanout-1k-1000-base / fanout-1k-1000-stalled) run 3 times each, NAME-r1..r3, a fresh
+# server per pair and the order alternating, since one run's noise is larger than the
+# effect; the report shows their medians.
+#
+# Kafka (sse-server only): kafka-1k and kafka-10k run bench/kafka_floor.py, a plain
+# confluent-kafka consumer on the same topic, beside the server (`broker_floor` in their
+# JSON: record → consumer latency from the same scheduled times); kafka-idle samples the
+# broker's CPU (utime+stime of `tansu` in /proc) for $BENCH_IDLE_SECS without and then
+# with an idle sse-server --kafka-brokers, and writes kafka-idle.json.
 #
 # The full run then repeats the HTTP scenarios (idle, fan-out, unicast, stalled; not
 # Kafka) against Nchan, the nginx pub/sub module, as a peer: installed from Debian when
@@ -26,7 +41,12 @@
 #   BENCH_PORT            port of the server started here (default 3990)
 #   BENCH_QUEUE           --queue of that server (default 1024, the server's default)
 #   BENCH_KAFKA_BROKERS   broker for the Kafka scenario (default 127.0.0.1:9092)
-#   BENCH_SKIP_KAFKA=1    leave out the Kafka scenario
+#   BENCH_SKIP_KAFKA=1    leave out the Kafka scenarios
+#   BENCH_KAFKA_FLOOR_FETCH_WAIT_MS
+#                         fetch.wait.max.ms of the broker-floor consumer (default 20;
+#                         tansu answers a fetch only when this wait runs out, so the
+#                         floor moves with it)
+#   BENCH_IDLE_SECS       length of each kafka-idle CPU sample (default 20)
 #   BENCH_QUICK=1         fewer, shorter runs (to try the script out)
 #   BENCH_SERVER_BIN      measure this server binary instead of building target/release/sse-server
 #                         (--smoke too: instead of the freshest of target/{release,debug})
@@ -46,7 +66,7 @@ case "${1:-}" in
     --smoke) MODE=smoke ;;
     "") ;;
     -h | --help)
-        sed -n '2,36p' "$0"
+        sed -n '2,56p' "$0"
         exit 0
         ;;
     *)
@@ -60,6 +80,8 @@ QUEUE=${BENCH_QUEUE:-1024}
 KAFKA=${BENCH_KAFKA_BROKERS:-127.0.0.1:9092}
 QUICK=${BENCH_QUICK:-0}
 PEERS=${BENCH_PEERS-nchan}
+FLOOR_FETCH_WAIT_MS=${BENCH_KAFKA_FLOOR_FETCH_WAIT_MS:-20}
+IDLE_SECS=${BENCH_IDLE_SECS:-20}
 NCHAN_PORT=${BENCH_NCHAN_PORT:-3991}
 OUT=bench/target/results
 BENCH=bench/target/release/sse-bench
@@ -290,7 +312,7 @@ else
     SERVER_BIN=target/release/sse-server
 fi
 build_bench
-rm -f "$OUT"/*.json "$OUT"/*.png "$OUT/commands.tsv"
+rm -f "$OUT"/*.json "$OUT"/*.png "$OUT"/*-skipped "$OUT/commands.tsv"
 rm -rf "$OUT/peers"
 : >"$OUT/server.log"
 date -u +%Y-%m-%dT%H:%M:%SZ >"$OUT/started"
@@ -338,18 +360,116 @@ fi
 # readers in a fan-out, where their queues do overflow.
 start_target
 run unicast-1000-r5000 unicast -n 1000 --users 1000 --rate 5000 --duration 5 --settle 0.5
-run unicast-1000-max unicast -n 1000 --users 1000 --rate 0 --duration 5 --settle 0.5
-run stalled-1pct-max stalled -n 1000 --users 1000 --rate 0 --duration 5 --stalled-percent 1 --settle 0.5
-start_target
+# The pairs, 3 times each (NAME-r1..r3), a fresh target per pair; which of the two
+# goes first alternates so neither always meets the fresher server.
+unicast_base() {
+    run "unicast-1000-max-r$1" unicast -n 1000 --users 1000 --rate 0 --duration 5 --settle 0.5
+}
+unicast_stalled() {
+    run "stalled-1pct-max-r$1" stalled -n 1000 --users 1000 --rate 0 --duration 5 --stalled-percent 1 \
+        --settle 0.5
+}
 # 2 KB messages: each stalled stream is sent ~5 MB, more than the kernel's socket
 # buffers take, so its queue overflows and the server closes it.
-run fanout-1k-1000-base fanout -n 1000 --rate 500 --pad 2000 --duration 5 --settle 0.5
-run fanout-1k-1000-stalled fanout -n 1000 --rate 500 --pad 2000 --duration 5 --stalled-percent 1 --settle 0.5
+fanout_base() {
+    run "fanout-1k-1000-base-r$1" fanout -n 1000 --rate 500 --pad 2000 --duration 5 --settle 0.5
+}
+fanout_stalled() {
+    run "fanout-1k-1000-stalled-r$1" fanout -n 1000 --rate 500 --pad 2000 --duration 5 \
+        --stalled-percent 1 --settle 0.5
+}
+for pair in unicast fanout; do
+    for r in 1 2 3; do
+        start_target
+        if [ $((r % 2)) = 1 ]; then
+            "${pair}_base" "$r"
+            "${pair}_stalled" "$r"
+        else
+            "${pair}_stalled" "$r"
+            "${pair}_base" "$r"
+        fi
+    done
+done
 }
 http_scenarios
 
-# Kafka ingest: records `user:payload` through the broker, subscribers on /v3/sse.
-if [ "${BENCH_SKIP_KAFKA:-0}" != 1 ]; then
+# cpu_ticks PID...: their utime + stime so far, in clock ticks (/proc/PID/stat fields 14
+# and 15, counted after the ")" that ends the command name); a pid that is gone adds 0.
+cpu_ticks() {
+    local total=0 pid stat f
+    for pid in "$@"; do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        read -r -a f <<<"${stat##*) }"
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
+}
+
+# cpu_window SECONDS BROKER-PIDS [SERVER-PID]: "ELAPSED_NS BROKER_TICKS SERVER_TICKS"
+# over one window of that many seconds (SERVER_TICKS 0 without a server pid).
+cpu_window() {
+    local secs=$1 broker=$2 server=${3:-}
+    local t0 b0 s0=0 t1 b1 s1=0
+    # shellcheck disable=SC2086 # one pid per word
+    {
+        t0=$(date +%s%N)
+        b0=$(cpu_ticks $broker)
+        [ -z "$server" ] || s0=$(cpu_ticks "$server")
+        sleep "$secs"
+        b1=$(cpu_ticks $broker)
+        [ -z "$server" ] || s1=$(cpu_ticks "$server")
+        t1=$(date +%s%N)
+    }
+    echo "$((t1 - t0)) $((b1 - b0)) $((s1 - s0))"
+}
+
+# kafka_idle: the broker's CPU over $IDLE_SECS with no sse-server, then over $IDLE_SECS
+# with an idle `sse-server --kafka-brokers` (once it is ready, and 5 s more), as % of one
+# core; the server's own CPU in the second window too. JSON to $OUT/kafka-idle.json.
+kafka_idle() {
+    local broker without with
+    broker=$({ pgrep -x tansu || pgrep -f 'tansu broker' || true; } | paste -sd ' ' -)
+    if [ -z "$broker" ]; then
+        echo "bench.sh: no tansu process found; kafka-idle is left out" >&2
+        echo "no tansu process found (pgrep -x tansu) whose CPU could be sampled" >"$OUT/kafka-idle-skipped"
+        return 0
+    fi
+    stop_server
+    printf '%s\t%s\n' kafka-idle "# utime+stime of tansu (pid $broker) over ${IDLE_SECS}s without, then ${IDLE_SECS}s with an idle $SERVER_BIN --kafka-brokers $KAFKA" \
+        >>"$OUT/commands.tsv"
+    log "kafka-idle: the broker's CPU over ${IDLE_SECS}s without sse-server (tansu pid $broker)"
+    sleep 5 # whatever the runs before left the broker to do
+    without=$(cpu_window "$IDLE_SECS" "$broker")
+    start_server --kafka-brokers "$KAFKA"
+    sleep 5
+    log "kafka-idle: the broker's CPU over ${IDLE_SECS}s with an idle sse-server (pid $SERVER_PID)"
+    with=$(cpu_window "$IDLE_SECS" "$broker" "$SERVER_PID")
+    stop_server
+    python3 - "$OUT/kafka-idle.json" "$(getconf CLK_TCK)" "$broker" "$without" "$with" <<'PY'
+import json, sys
+path, hz, broker, without, with_ = sys.argv[1:]
+def pct(ticks, ns):
+    return round(int(ticks) / float(hz) / (int(ns) / 1e9) * 100, 2)
+ns0, b0, _ = without.split()
+ns1, b1, s1 = with_.split()
+json.dump({
+    "scenario": "kafka-idle",
+    "label": "kafka-idle",
+    "window_s": [round(int(ns0) / 1e9, 2), round(int(ns1) / 1e9, 2)],
+    "broker_pids": [int(p) for p in broker.split()],
+    "broker_cpu_pct_without_server": pct(b0, ns0),
+    "broker_cpu_pct_with_server": pct(b1, ns1),
+    "broker_cpu_pct_added": round(pct(b1, ns1) - pct(b0, ns0), 2),
+    "server_cpu_pct": pct(s1, ns1),
+}, open(path, "w"), indent=1)
+PY
+}
+
+# Kafka ingest: records `user:payload` through the broker, subscribers on /v3/sse, a plain
+# consumer beside them for the broker floor; then the broker's CPU while an instance idles.
+if [ "${BENCH_SKIP_KAFKA:-0}" = 1 ]; then
+    echo "left out: BENCH_SKIP_KAFKA=1" >"$OUT/kafka-skipped"
+else
     if ! scripts/services.sh status kafka >/dev/null 2>&1; then
         log "starting the Kafka broker (scripts/services.sh up kafka)"
         scripts/services.sh up kafka || true
@@ -357,22 +477,31 @@ if [ "${BENCH_SKIP_KAFKA:-0}" != 1 ]; then
     if scripts/services.sh status kafka >/dev/null 2>&1; then
         SERVER_ARGS=(--kafka-brokers "$KAFKA")
         start_server "${SERVER_ARGS[@]}"
-        # kafka_tool.py needs confluent-kafka: the virtual environment's Python.
+        # kafka_tool.py and kafka_floor.py need confluent-kafka: the venv's Python.
         prereqs_python
         produce="$SSE_PYTHON tests/kafka_tool.py produce $KAFKA v3_messages --key sse-bench"
+        floor="$SSE_PYTHON bench/kafka_floor.py $KAFKA v3_messages --fetch-wait-ms $FLOOR_FETCH_WAIT_MS"
         run kafka-1k kafka -n 1000 --users 1000 --rate 1000 --duration 5 --grace 10 --settle 0.5 \
-            --kafka-produce "$produce"
+            --kafka-produce "$produce" --kafka-floor "$floor"
         [ "$QUICK" = 1 ] || run kafka-10k kafka -n 1000 --users 1000 --rate 10000 --duration 5 --grace 10 \
-            --settle 0.5 --kafka-produce "$produce"
+            --settle 0.5 --kafka-produce "$produce" --kafka-floor "$floor"
         SERVER_ARGS=()
+        kafka_idle
     else
-        echo "bench.sh: no Kafka broker on $KAFKA; the Kafka scenario is left out" >&2
-        echo "no broker" >"$OUT/kafka-skipped"
+        echo "bench.sh: no Kafka broker on $KAFKA; the Kafka scenarios are left out" >&2
+        echo "no broker answered on $KAFKA (scripts/services.sh up kafka did not start one)" >"$OUT/kafka-skipped"
     fi
 fi
 stop_server
 
 # Peers: the same HTTP scenarios against each, results in $OUT/peers/NAME/.
+case " $PEERS " in
+    *" nchan "*) ;;
+    *)
+        mkdir -p "$OUT/peers"
+        echo "left out: BENCH_PEERS=\"$PEERS\" does not name nchan" >"$OUT/peers/nchan-skipped"
+        ;;
+esac
 for peer in $PEERS; do
     case "$peer" in
         nchan)
