@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
 """bench_report.py RESULTS_DIR DOCS_DIR — turn the JSON of scripts/bench.sh's runs into
-DOCS_DIR/BENCHMARKS.md and copy the charts worth reading to DOCS_DIR/bench-*.png.
+DOCS_DIR/BENCHMARKS.md (sse-server and the Nchan peer side by side, one table per
+scenario family, then the goals of issue 12 each marked met or not) and copy the charts
+worth reading to DOCS_DIR/bench-*.png. Every figure comes from the JSON; a run or peer
+that is missing renders as "not measured" with the reason bench.sh left.
 Only the standard library; called by scripts/bench.sh."""
 
 import glob
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 
 RESULTS, DOCS = sys.argv[1], sys.argv[2]
+PEER_DIR = os.path.join(RESULTS, "peers", "nchan")
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def sh(cmd):
@@ -20,300 +26,607 @@ def sh(cmd):
         return "?"
 
 
-runs = {}
-for path in sorted(glob.glob(os.path.join(RESULTS, "*.json"))):
-    name = os.path.basename(path)[:-5]
-    if name == "smoke":
-        continue
+def read_text(path):
     try:
         with open(path) as f:
-            runs[name] = json.load(f)
-    except (OSError, ValueError):
-        runs[name] = {"failed_exit": "unreadable"}
+            return f.read().strip()
+    except OSError:
+        return None
 
-commands = []
-if os.path.exists(os.path.join(RESULTS, "commands.tsv")):
-    with open(os.path.join(RESULTS, "commands.tsv")) as f:
-        commands = [line.rstrip("\n").split("\t", 1) for line in f if "\t" in line]
+
+def load_runs(directory):
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(directory, "*.json"))):
+        name = os.path.basename(path)[:-5]
+        if name == "smoke":
+            continue
+        try:
+            with open(path) as f:
+                runs[name] = json.load(f)
+        except (OSError, ValueError):
+            runs[name] = {"failed_exit": "unreadable JSON"}
+    return runs
+
+
+SSE = load_runs(RESULTS)
+NCHAN = load_runs(PEER_DIR)
+NCHAN_REASON = (read_text(os.path.join(RESULTS, "peers", "nchan-skipped"))
+                or ("no results" if not NCHAN else None))
+KAFKA_REASON = read_text(os.path.join(RESULTS, "kafka-skipped"))
+IDLE_REASON = read_text(os.path.join(RESULTS, "kafka-idle-skipped")) or KAFKA_REASON
+
+
+def get(d, path, default=None):
+    """d["a"]["b"]... for path "a.b", or default when anything on the way is missing."""
+    for key in path.split("."):
+        if not isinstance(d, dict) or d.get(key) is None:
+            return default
+        d = d[key]
+    return d
 
 
 def ok(d):
-    return d and not d.get("failed_exit")
+    return isinstance(d, dict) and not d.get("failed_exit")
+
+
+def clean(d):
+    """A run that finished with every event it should have received."""
+    return ok(d) and not d.get("frozen_after_s") and get(d, "lost", 1) == 0 and get(d, "duplicated", 1) == 0
+
+
+# ----------------------------------------------------------------- formatting
+def num(v):
+    if v is None:
+        return "–"
+    if isinstance(v, float) and not v.is_integer():
+        return "%.2f" % v if abs(v) < 100 else "{:,.0f}".format(v)
+    return "{:,}".format(int(v))
+
+
+def ms(v):
+    if v is None:
+        return "–"
+    return "%.2f" % v if v < 10 else ("%.1f" % v if v < 1000 else "{:,.0f}".format(v))
 
 
 def mib(kib):
     return "–" if kib is None else "%.1f" % (kib / 1024)
 
 
-def num(v):
-    if v is None:
+def kib(nbytes):
+    return "–" if nbytes is None else "%.1f KiB" % (nbytes / 1024)
+
+
+def pct(v):
+    return "–" if v is None else "%.1f %%" % v
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def spread(values, fmt):
+    """median (min–max) of a repeated measurement, or the one value."""
+    values = [v for v in values if v is not None]
+    if not values:
         return "–"
-    if isinstance(v, float) and not v.is_integer():
-        return "%.2f" % v
-    return "{:,}".format(int(v))
+    if len(values) == 1:
+        return fmt(values[0])
+    return "%s (%s … %s)" % (fmt(statistics.median(values)), fmt(min(values)), fmt(max(values)))
 
 
-def ms(v):
-    return "–" if v is None else ("%.2f" % v if v < 10 else "%.1f" % v)
+def why_not(runs, names, what="run"):
+    """Why there is no figure: a skipped peer (its reason is given once, above the tables),
+    a failed run, or absence."""
+    if runs is NCHAN and NCHAN_REASON:
+        return "not measured"
+    for n in names:
+        d = runs.get(n)
+        if isinstance(d, dict) and d.get("failed_exit"):
+            return "%s failed (exit %s)" % (n, d["failed_exit"])
+    return "not measured (no %s %s)" % (what, " / ".join(names))
 
 
-def readers(d):
-    c = d["connections"]
-    return max(c["connected"] - c["stalled"], 1)
+def frozen_note(d):
+    return " (frozen after %s s)" % num(d["frozen_after_s"]) if ok(d) and d.get("frozen_after_s") else ""
 
 
-def overflow(d):
-    return (d.get("server_metrics_delta") or {}).get("sse_connections_closed_overflow_total")
-
-
-def met(flag):
-    return "**met**" if flag else "**not met**"
+def repeats(runs, base):
+    """The runs of a repeated scenario (BASE-r1, -r2, ...; a single BASE from an older run)."""
+    reps = sorted((k for k in runs if k.startswith(base + "-r") and k[len(base) + 2:].isdigit()),
+                  key=lambda k: int(k[len(base) + 2:]))
+    return reps or ([base] if base in runs else [])
 
 
 out = []
 w = out.append
-started = open(os.path.join(RESULTS, "started")).read().strip() if os.path.exists(os.path.join(RESULTS, "started")) else "?"
-commit = sh("git rev-parse --short HEAD") + (" (with uncommitted changes)" if sh("git status --porcelain -- src Cargo.toml Cargo.lock") else "")
+
+
+def table(header, align, rows):
+    w("| " + " | ".join(header) + " |")
+    w("| " + " | ".join(align) + " |")
+    for r in rows:
+        w("| " + " | ".join(r) + " |")
+    w("")
+
+
+# ----------------------------------------------------------------- header
+started = read_text(os.path.join(RESULTS, "started")) or "?"
+commit = sh("git rev-parse --short HEAD") + (
+    " (with uncommitted changes)" if sh("git status --porcelain -- src Cargo.toml Cargo.lock") else "")
 w("# Benchmarks\n")
-w("Generated by `scripts/bench.sh` (load tool: `bench/`, `sse-bench`) on %s, server at commit %s.\n" % (started, commit))
-w("Client and server share the same machine and its cores (loopback only), so every figure "
-  "below is what one box does while also running the load generator; a separate client "
-  "machine would give the server more room.\n")
-w("## Machine\n")
-w("- CPU: %s, `nproc` = %s" % (sh("lscpu | sed -n 's/^Model name:[ \\t]*//p' | head -1") or "?", sh("nproc")))
-w("- Kernel: %s" % sh("uname -sr"))
-w("- Open files (hard limit): %s; ephemeral ports: %s" % (sh("ulimit -Hn"), sh("cat /proc/sys/net/ipv4/ip_local_port_range | tr '\\t' '-'")))
-w("- Memory (`free -h`):\n")
-w("```\n%s\n```\n" % sh("free -h"))
-w("Server: `target/release/sse-server --bind 127.0.0.1:PORT --queue 1024` (embedded bus; the Kafka "
-  "scenario adds `--kafka-brokers 127.0.0.1:9092`), a fresh process for each idle run and each "
-  "group of runs below. RSS is the server's VmRSS from `/proc/PID/status`. Latency is publish → "
-  "receipt: the payload carries `seq=N t=<unix nanos>` stamped just before the POST (or the "
-  "Kafka record) is written, and each receiving connection subtracts it from its clock when the "
-  "bytes arrive. A lost event is a sequence number a connection should have received "
-  "(every accepted broadcast; every accepted message for its user) that had not arrived 5 s "
-  "(Kafka: 10 s) after publishing stopped; a duplicate is the same number twice on one "
-  "connection.\n")
+w("Generated by `scripts/bench.sh` (load tool: `bench/`, `sse-bench`) on %s, sse-server at commit %s, "
+  "beside Nchan (nginx + `libnginx-mod-nchan`, `bench/peers/nchan.conf`)%s. Client, servers and "
+  "broker share one machine (loopback), so every figure is what one box does while also running "
+  "the load generator.\n" % (started, commit, "" if not NCHAN_REASON else " — Nchan not measured"))
+
+# ----------------------------------------------------------------- side by side
+w("## sse-server and Nchan side by side\n")
+if NCHAN_REASON:
+    w("**Nchan: not measured** (`bench/target/results/peers/`): %s.\n" % NCHAN_REASON)
+
+# Idle streams.
+idle_names = sorted((k for k in set(SSE) | set(NCHAN) if k.startswith("idle-")),
+                    key=lambda k: get(SSE.get(k) or NCHAN.get(k), "connections.requested", 0))
+
+
+def idle_cells(runs, name):
+    d = runs.get(name)
+    if not ok(d):
+        return [why_not(runs, [name])] + [""] * 3
+    c, r = d["connections"], d["server_rss_kib"]
+    failed = " (%s failed)" % num(c["failed"]) if c.get("failed") else ""
+    return [kib(r.get("per_stream_bytes")) + failed, "%s → %s" % (mib(r.get("before")), mib(r.get("full"))),
+            mib(r.get("after_close")), num(c.get("setup_per_s"))]
+
+
+if idle_names:
+    w("### Idle streams (`/v2/sse`, one user each; RSS of the server process, Nchan: its worker)\n")
+    rows = []
+    for k in idle_names:
+        n = get(SSE.get(k), "connections.requested") or get(NCHAN.get(k), "connections.requested")
+        a, b = idle_cells(SSE, k), idle_cells(NCHAN, k)
+        rows.append([num(n)] + [x for pair in zip(a, b) for x in pair])
+    table(["streams", "RSS per stream: sse-server", "Nchan", "RSS MiB start → open: sse-server", "Nchan",
+           "RSS MiB after close: sse-server", "Nchan", "set-up/s: sse-server", "Nchan"],
+          ["---:"] + ["---:"] * 8, rows)
+
+
+def rate_of(name):
+    tail = name.split("-")[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def fanout_cells(runs, name):
+    d = runs.get(name)
+    if d is None:
+        return [why_not(runs, [name]) if runs is NCHAN and NCHAN_REASON else "not run"] + [""] * 3
+    if not ok(d):
+        return [why_not(runs, [name])] + [""] * 3
+    return [num(get(d, "deliveries.per_s")) + frozen_note(d), ms(get(d, "latency.p50_ms")),
+            ms(get(d, "latency.p99_ms")), num(get(d, "lost"))]
+
+
+def fanout_family(label, subscribers):
+    names = sorted({k for k in set(SSE) | set(NCHAN) if k.startswith("fanout-%s-" % label) and rate_of(k)},
+                   key=rate_of)
+    if not names:
+        return
+    secs = next((get(r[k], "publish.duration_s") for r in (SSE, NCHAN) for k in names
+                 if get(r.get(k), "publish.duration_s")), None)
+    w("### Fan-out to %s subscribers (`POST /v2/broadcast`, %s s per rate)\n" % (subscribers, num(secs)))
+    rows = []
+    for k in names:
+        a, b = fanout_cells(SSE, k), fanout_cells(NCHAN, k)
+        rows.append([num(rate_of(k))] + [x for pair in zip(a, b) for x in pair])
+    table(["broadcasts/s asked", "deliveries/s: sse-server", "Nchan", "p50 ms: sse-server", "Nchan",
+           "p99 ms: sse-server", "Nchan", "lost: sse-server", "Nchan"], ["---:"] * 9, rows)
+    w("Each target's rates rise until p99 passes 100 ms, an event is lost or the publishers fall "
+      "below 80 % of the rate; \"not run\" is a rate past that point.\n")
+
+
+for label in ("1k", "10k"):
+    fanout_family(label, num(next((get(r[k], "connections.requested") for r in (SSE, NCHAN) for k in r
+                                   if k.startswith("fanout-%s-" % label) and rate_of(k)
+                                   and get(r[k], "connections.requested")), None)))
+
+
+def multi_cells(runs, names):
+    """accepted msgs/s, deliveries/s, p50, p99, lost over repeated runs (median, range)."""
+    ds = [runs[n] for n in names if ok(runs.get(n))]
+    if not ds:
+        return [why_not(runs, names or ["?"])] + [""] * 4
+    frozen = "".join(frozen_note(d) for d in ds[:1] if d.get("frozen_after_s"))
+    return [spread([get(d, "publish.achieved_rate") for d in ds], num) + frozen,
+            spread([get(d, "deliveries.per_s") for d in ds], num),
+            spread([get(d, "latency.p50_ms") for d in ds], ms),
+            spread([get(d, "latency.p99_ms") for d in ds], ms),
+            num(sum(get(d, "lost", 0) for d in ds))]
+
+
+def per_reader(d):
+    c = d["connections"]
+    return get(d, "deliveries.per_s", 0) / max(c["connected"] - c["stalled"], 1)
+
+
+def first(base, path):
+    """A setting of a scenario, from the first of its runs (either target) that has it."""
+    for runs in (SSE, NCHAN):
+        for n in repeats(runs, base):
+            if get(runs.get(n), path) is not None:
+                return get(runs[n], path)
+    return None
+
+
+def rate_title(base):
+    rate = first(base, "publish.target_rate")
+    return "?" if rate is None else ("flat out" if rate == 0 else "at %s msgs/s" % num(rate))
+
+
+UNICAST = ["unicast-1000-r5000", "unicast-1000-max"]
+if any(repeats(SSE, n) or repeats(NCHAN, n) for n in UNICAST):
+    w("### Unicast to %s users (`POST /v2/message`, round robin from %s s of publishing)\n" % (
+        num(first(UNICAST[1], "users") or first(UNICAST[0], "users")),
+        num(first(UNICAST[1], "publish.duration_s") or first(UNICAST[0], "publish.duration_s"))))
+    rows = []
+    for base in UNICAST:
+        a, b = multi_cells(SSE, repeats(SSE, base)), multi_cells(NCHAN, repeats(NCHAN, base))
+        reps = max(len(repeats(SSE, base)), len(repeats(NCHAN, base)))
+        rows.append([rate_title(base) + (" (median of %d, range)" % reps if reps > 1 else "")]
+                    + [x for pair in zip(a, b) for x in pair])
+    table(["run", "msgs/s accepted: sse-server", "Nchan", "deliveries/s: sse-server", "Nchan",
+           "p50 ms: sse-server", "Nchan", "p99 ms: sse-server", "Nchan", "lost: sse-server", "Nchan"],
+          ["---"] + ["---:"] * 10, rows)
+
+# Stalled readers: pairs run 3 times, fresh server per pair.
+PAIRS = [("unicast-1000-max", "stalled-1pct-max"), ("fanout-1k-1000-base", "fanout-1k-1000-stalled")]
+
+
+def pair_title(base):
+    kind = "fan-out" if base.startswith("fanout") else "unicast"
+    rate, pad = first(base, "publish.target_rate"), first(base, "publish.pad_bytes")
+    return "%s %s%s" % (kind, "flat out" if not rate else "%s/s" % num(rate),
+                        " × %s B padding" % num(pad) if pad else "")
+
+
+def pair_stats(runs, base, stalled):
+    """Per reading stream/s and p99 of each side, the cost within each pair, overflow closes."""
+    def by_rep(name):
+        return {n[len(name):]: runs[n] for n in repeats(runs, name) if ok(runs.get(n))}
+    bs, ss = by_rep(base), by_rep(stalled)
+    if not bs or not ss:
+        return None
+    b, s = list(bs.values()), list(ss.values())
+    both = sorted(set(bs) & set(ss))
+    costs = [(1 - per_reader(ss[r]) / per_reader(bs[r])) * 100 for r in both if per_reader(bs[r])]
+    return {
+        "n": len(both),
+        "base_rate": [per_reader(d) for d in b], "stalled_rate": [per_reader(d) for d in s],
+        "base_p99": [get(d, "latency.p99_ms") for d in b], "stalled_p99": [get(d, "latency.p99_ms") for d in s],
+        "cost": costs,
+        "overflow": [get(d, "server_metrics_delta.sse_connections_closed_overflow_total") for d in s],
+        "lost": sum(get(d, "lost", 0) for d in b + s),
+    }
+
+
+def f1(v):
+    return "%.1f" % v
+
+
+def signed(v):
+    return "%+.1f %%" % v
+
+
+if any(repeats(SSE, x) or repeats(NCHAN, x) for x, _ in PAIRS):
+    n_streams = first(PAIRS[0][1], "connections.requested") or first(PAIRS[1][1], "connections.requested")
+    n_stalled = first(PAIRS[0][1], "connections.stalled") or first(PAIRS[1][1], "connections.stalled")
+    w("### Stalled readers: %s of %s streams never read after the headers, each pair on a fresh server\n" % (
+        num(n_stalled), num(n_streams)))
+    rows = []
+    for base, stalled in PAIRS:
+        title = pair_title(base)
+        for runs, who in ((SSE, "sse-server"), (NCHAN, "Nchan")):
+            p = pair_stats(runs, base, stalled)
+            if p is None:
+                rows.append([title, who, why_not(runs, [base, stalled])] + [""] * 5)
+                continue
+            rows.append(["%s (median of %d, range)" % (title, p["n"]) if p["n"] > 1 else title, who,
+                         spread(p["base_rate"], f1), spread(p["stalled_rate"], f1), spread(p["cost"], signed),
+                         "%s → %s" % (spread(p["base_p99"], ms), spread(p["stalled_p99"], ms)),
+                         spread(p["overflow"], num), num(p["lost"])])
+    table(["pair", "server", "events/s per reading stream: all read", "some stalled",
+           "cost to the others (per pair)", "p99 ms all read → stalled", "stalled closed for overflow",
+           "lost"], ["---", "---", "---:", "---:", "---:", "---:", "---:", "---:"], rows)
+    w("Cost is 1 − (stalled ÷ all-read) of the reading streams' rate within each pair (negative: the "
+      "stalled run was faster). \"Closed for overflow\" is the server's "
+      "`sse_connections_closed_overflow_total` (Nchan has no such counter: –).\n")
+
+# Kafka: sse-server only, beside the broker floor.
+KAFKA_RUNS = [k for k in ("kafka-1k", "kafka-10k") if k in SSE]
+w("### Kafka ingest (`/v3/sse`, sse-server only) and the broker floor\n")
+if not KAFKA_RUNS:
+    w("Not measured: %s.\n" % (KAFKA_REASON or "no kafka-1k / kafka-10k results"))
+else:
+    floor_cfg = next((get(SSE[k], "broker_floor.consumer") for k in KAFKA_RUNS
+                      if get(SSE[k], "broker_floor.consumer")), None)
+    rows = []
+    for k in KAFKA_RUNS:
+        d = SSE[k]
+        if not ok(d):
+            rows.append([k, why_not(SSE, [k])] + [""] * 8)
+            continue
+        fl = get(d, "broker_floor") or {}
+        floor = (["not measured (%s)" % (fl.get("error") or "no --kafka-floor"), "", ""]
+                 if "latency" not in fl else
+                 [ms(get(fl, "latency.p50_ms")), ms(get(fl, "latency.p99_ms")), num(fl.get("lost"))])
+        rows.append([k, num(get(d, "publish.target_rate")), num(get(d, "publish.achieved_rate")) + frozen_note(d),
+                     num(get(d, "deliveries.per_s")), ms(get(d, "latency.p50_ms")), ms(get(d, "latency.p99_ms")),
+                     num(get(d, "lost"))] + floor)
+    table(["run", "records/s asked", "written/s", "SSE deliveries/s", "record → SSE p50 ms", "p99 ms", "lost",
+           "broker floor p50 ms", "floor p99 ms", "floor lost"], ["---"] + ["---:"] * 9, rows)
+    if floor_cfg:
+        w("Broker floor: `bench/kafka_floor.py`, a plain consumer (%s; %s) on the same topic, from the "
+          "topic's end, measured from the same scheduled times.\n" % (
+              floor_cfg.get("client", "?"),
+              ", ".join("`%s` %s" % (k, v) for k, v in sorted((floor_cfg.get("config") or {}).items())
+                        if k != "bootstrap.servers")))
+idle = SSE.get("kafka-idle")
+if ok(idle):
+    w("Idle instance (`kafka-idle`): the broker's CPU over %s s without sse-server, then with an idle "
+      "`sse-server --kafka-brokers`:\n" % " / ".join(num(x) for x in (idle.get("window_s") or [])))
+    table(["broker CPU without sse-server", "with an idle sse-server", "added by sse-server",
+           "sse-server's own CPU"], ["---:"] * 4,
+          [[pct(idle.get("broker_cpu_pct_without_server")), pct(idle.get("broker_cpu_pct_with_server")),
+            pct(idle.get("broker_cpu_pct_added")), pct(idle.get("server_cpu_pct"))]])
+elif KAFKA_RUNS:
+    w("Idle instance: not measured (%s).\n" % (IDLE_REASON or "no kafka-idle results"))
+
 
 # ----------------------------------------------------------------- goals
+MET, NOT_MET, UNKNOWN = "**met**", "**not met**", "not measured"
 goals = []
-idle19 = runs.get("idle-19k")
-if ok(idle19):
-    r = idle19["server_rss_kib"]
-    per = r.get("per_stream_bytes")
-    grow = (r["full"] or 0) - (r["before"] or 0)
-    back = (r["after_close"] or 0) - (r["before"] or 0)
-    goals.append(("≤ 10 KiB server RSS per idle stream at 19k streams",
-                  "%s bytes per stream (%s of %s streams open; RSS %s → %s MiB)" % (
-                      num(per), num(idle19["connections"]["connected"]), num(idle19["connections"]["requested"]),
-                      mib(r["before"]), mib(r["full"])),
-                  per is not None and per <= 10240 and idle19["connections"]["failed"] == 0))
-    goals.append(("RSS back near the start after closing (within 10 % of what the streams added)",
-                  "%s MiB after closing, %s MiB at start, %s MiB with the streams" % (
-                      mib(r["after_close"]), mib(r["before"]), mib(r["full"])),
-                  r["after_close"] is not None and back <= max(grow * 0.10, 1024)))
+
+
+def goal(text, sse, nchan, verdict):
+    goals.append((text, sse, nchan, verdict))
+
+
+def idle_fig(runs, n):
+    d = runs.get("idle-%dk" % n)
+    if not ok(d):
+        return None, why_not(runs, ["idle-%dk" % n])
+    per = get(d, "server_rss_kib.per_stream_bytes")
+    c = d["connections"]
+    fig = "%s (%s of %s open)" % (kib(per), num(c.get("connected")), num(c.get("requested")))
+    # Streams that failed to open count as not held at all.
+    return (per if not c.get("failed") else float("inf")), fig
+
+
+for n in (10, 19):
+    per, fig = idle_fig(SSE, n)
+    goal("≤ 10 KiB server RSS per idle stream at %dk streams" % n, fig, idle_fig(NCHAN, n)[1],
+         UNKNOWN if per is None else (MET if per <= 10240 else NOT_MET))
+
+pairs = [(idle_fig(SSE, n)[0], idle_fig(NCHAN, n)[0]) for n in (10, 19)]
+goal("… and below Nchan's at 10k and 19k",
+     " / ".join(idle_fig(SSE, n)[1] for n in (10, 19)), " / ".join(idle_fig(NCHAN, n)[1] for n in (10, 19)),
+     UNKNOWN if any(a is None or b is None for a, b in pairs) else
+     (MET if all(a < b for a, b in pairs) else NOT_MET))
+
+
+def after_close(runs):
+    """Worst of the 10k/19k idle runs: what stays after closing, against what the streams added."""
+    figs, fine, seen = [], True, False
+    for n in (10, 19):
+        d = runs.get("idle-%dk" % n)
+        if not ok(d):
+            continue
+        r = d["server_rss_kib"]
+        if None in (r.get("before"), r.get("full"), r.get("after_close")):
+            continue
+        seen = True
+        grew, left = r["full"] - r["before"], r["after_close"] - r["before"]
+        figs.append("%dk: %s MiB after close (start %s, open %s)" % (n, mib(r["after_close"]), mib(r["before"]),
+                                                                   mib(r["full"])))
+        fine = fine and left <= max(grew * 0.10, 1024)
+    if not seen:
+        return None, why_not(runs, ["idle-10k", "idle-19k"])
+    return fine, "; ".join(figs)
+
+
+back, fig = after_close(SSE)
+goal("RSS back near its start after the streams close (within 10 % of what they added, or 1 MiB)", fig,
+     after_close(NCHAN)[1], UNKNOWN if back is None else (MET if back else NOT_MET))
+
+
+def best_fanout(runs, label):
+    """The fan-out run with most deliveries/s among those with p99 ≤ 100 ms and nothing lost."""
+    rs = [(k, d) for k, d in runs.items() if k.startswith("fanout-%s-" % label) and rate_of(k) and ok(d)]
+    good = [(k, d) for k, d in rs if clean(d) and get(d, "latency.p99_ms", 1e9) <= 100]
+    best = max(good, key=lambda kd: get(kd[1], "deliveries.per_s", 0), default=None)
+    if best:
+        name, d = best
+        return name, d, "%s deliveries/s, p99 %s ms, lost 0 (%s broadcasts/s asked)" % (
+            num(get(d, "deliveries.per_s")), ms(get(d, "latency.p99_ms")), num(rate_of(name)))
+    if rs:
+        low = min(rs, key=lambda kd: rate_of(kd[0]))[1]
+        return None, None, "no run with p99 ≤ 100 ms and nothing lost (lowest rate: p99 %s ms, lost %s)" % (
+            ms(get(low, "latency.p99_ms")), num(get(low, "lost")))
+    return None, None, why_not(runs, ["fanout-%s-*" % label])
+
+
+for label, floor, text in (("10k", 500_000, "10k-subscriber fan-out: ≥ 500,000 deliveries/s with p99 ≤ 100 ms, "
+                                              "nothing lost"),
+                           ("1k", 1_100_000, "1k-subscriber fan-out: ≥ 1.1 M deliveries/s (p99 ≤ 100 ms, "
+                                             "nothing lost)")):
+    _, d, fig = best_fanout(SSE, label)
+    measured = any(k.startswith("fanout-%s-" % label) and ok(v) for k, v in SSE.items())
+    goal(text, fig, best_fanout(NCHAN, label)[2],
+         UNKNOWN if not measured else (MET if get(d, "deliveries.per_s", 0) >= floor else NOT_MET))
+
+
+def unicast_fig(runs):
+    mx = [runs[n] for n in repeats(runs, "unicast-1000-max") if ok(runs.get(n))]
+    r5 = runs.get("unicast-1000-r5000")
+    if not mx or not ok(r5):
+        return None, why_not(runs, ["unicast-1000-max", "unicast-1000-r5000"])
+    v = (med([get(d, "publish.achieved_rate") for d in mx]), med([get(d, "latency.p99_ms") for d in mx]),
+         get(r5, "latency.p99_ms"))
+    return v, "flat out %s msgs/s, p99 %s ms; at 5,000/s p99 %s ms" % (num(v[0]), ms(v[1]), ms(v[2]))
+
+
+us, ufig = unicast_fig(SSE)
+un, nfig = unicast_fig(NCHAN)
+goal("Unicast ahead of Nchan: more msgs/s flat out (median), lower p99 flat out and at 5,000/s", ufig, nfig,
+     UNKNOWN if us is None or un is None or None in us + un else
+     (MET if us[0] > un[0] and us[1] < un[1] and us[2] < un[2] else NOT_MET))
+
+k1 = SSE.get("kafka-1k")
+if ok(k1):
+    fl = get(k1, "broker_floor") or {}
+    p99 = get(k1, "latency.p99_ms")
+    floor99 = get(fl, "latency.p99_ms")
+    if floor99 is None or p99 is None:
+        floor_txt = "; broker floor not measured (%s)" % (fl.get("error") or "no --kafka-floor")
+    else:
+        floor_txt = "; broker floor p50 %s / p99 %s ms: p99 %s ms %s the floor's" % (
+            ms(get(fl, "latency.p50_ms")), ms(floor99), ms(abs(p99 - floor99)),
+            "above" if p99 >= floor99 else "below")
+    goal("Kafka record → SSE p99 ≤ 50 ms at 1,000 records/s, against the broker floor",
+         "p50 %s / p99 %s ms, lost %s%s%s" % (ms(get(k1, "latency.p50_ms")), ms(p99), num(get(k1, "lost")),
+                                              frozen_note(k1), floor_txt), "n/a (no Kafka)",
+         MET if p99 is not None and p99 <= 50 and clean(k1) else NOT_MET)
 else:
-    goals.append(("≤ 10 KiB server RSS per idle stream at 19k streams", "run failed or missing", False))
+    goal("Kafka record → SSE p99 ≤ 50 ms at 1,000 records/s, against the broker floor",
+         "not measured (%s)" % KAFKA_REASON if KAFKA_REASON else why_not(SSE, ["kafka-1k"]),
+         "n/a (no Kafka)", UNKNOWN)
 
-fan10 = [(k, d) for k, d in runs.items() if k.startswith("fanout-10k-") and ok(d)]
-passing = [(k, d) for k, d in fan10 if d["latency"]["p99_ms"] <= 100 and d["lost"] == 0 and d["duplicated"] == 0]
-best10 = max(passing, key=lambda kd: kd[1]["deliveries"]["per_s"], default=None)
-if best10:
-    d = best10[1]
-    goals.append(("≥ 500,000 deliveries/s fan-out to 10k subscribers with p99 ≤ 100 ms",
-                  "%s deliveries/s at %s broadcasts/s, p99 %s ms (best run with p99 ≤ 100 ms and no loss)" % (
-                      num(d["deliveries"]["per_s"]), num(d["publish"]["achieved_rate"]), ms(d["latency"]["p99_ms"])),
-                  d["deliveries"]["per_s"] >= 500_000))
+if ok(idle) and idle.get("broker_cpu_pct_added") is not None:
+    added = idle["broker_cpu_pct_added"]
+    goal("An idle instance costs the local broker ≤ 3 % of a core",
+         "%s of a core (broker %s without → %s with an idle sse-server)" % (
+             pct(added), pct(idle.get("broker_cpu_pct_without_server")), pct(idle.get("broker_cpu_pct_with_server"))),
+         "n/a (no Kafka)", MET if added <= 3 else NOT_MET)
 else:
-    goals.append(("≥ 500,000 deliveries/s fan-out to 10k subscribers with p99 ≤ 100 ms",
-                  "no 10k fan-out run kept p99 ≤ 100 ms without loss", False))
+    goal("An idle instance costs the local broker ≤ 3 % of a core",
+         "not measured (%s)" % (IDLE_REASON or "no kafka-idle results"), "n/a (no Kafka)", UNKNOWN)
 
-base, stall = runs.get("unicast-1000-max"), runs.get("stalled-1pct-max")
-if ok(base) and ok(stall):
-    b = base["deliveries"]["per_s"] / readers(base)
-    s = stall["deliveries"]["per_s"] / readers(stall)
-    cost = (1 - s / b) * 100 if b else 0
-    goals.append(("1 % stalled readers cost the others < 5 % of throughput (unicast, flat out)",
-                  "%.1f → %.1f events/s per reading stream (%+.1f %%); p99 %s → %s ms" % (
-                      b, s, -cost, ms(base["latency"]["p99_ms"]), ms(stall["latency"]["p99_ms"])),
-                  cost < 5))
-fb, fs = runs.get("fanout-1k-1000-base"), runs.get("fanout-1k-1000-stalled")
-if ok(fb) and ok(fs):
-    b = fb["deliveries"]["per_s"] / readers(fb)
-    s = fs["deliveries"]["per_s"] / readers(fs)
-    cost = (1 - s / b) * 100 if b else 0
-    goals.append(("… and in a fan-out, where the stalled queues overflow",
-                  "%.1f → %.1f events/s per reading stream (%+.1f %%); p99 %s → %s ms; %s stalled streams closed for overflow" % (
-                      b, s, -cost, ms(fb["latency"]["p99_ms"]), ms(fs["latency"]["p99_ms"]), num(overflow(fs))),
-                  cost < 5 and (overflow(fs) or 0) > 0))
-    if not (overflow(fs) or 0):
-        goals[-1] = (goals[-1][0], goals[-1][1] + " — the stalled queues never filled (each stalled stream "
-                     "got a few hundred KB at most, which the kernel's socket buffers absorb), so this run "
-                     "does not show the overflow path", False)
+w("## Goals (issue 12)\n")
+if NCHAN_REASON:
+    w("Nchan not measured: %s.\n" % NCHAN_REASON)
+table(["goal", "sse-server", "Nchan (same run)", "verdict"], ["---", "---", "---", "---"],
+      [list(g) for g in goals])
+def losses(runs):
+    return ["%s: lost %s, duplicated %s" % (k, num(d.get("lost")), num(d.get("duplicated")))
+            for k, d in sorted(runs.items())
+            if ok(d) and (d.get("lost") or d.get("duplicated") or d.get("late_or_duplicate"))]
 
-bad = [(k, d) for k, d in runs.items() if ok(d) and (d["lost"] or d["duplicated"] or d.get("late_or_duplicate"))]
-failed_runs = [k for k, d in runs.items() if not ok(d)]
-total_events = sum(d["deliveries"]["received"] for d in runs.values() if ok(d))
-goals.append(("zero lost or duplicated events in every scenario",
-              ("%s events received in %d runs, none lost or duplicated" % (num(total_events), len(runs) - len(failed_runs)))
-              if not bad else "; ".join("%s: lost %s, duplicated %s" % (k, num(d["lost"]), num(d["duplicated"])) for k, d in bad),
-              not bad and not failed_runs))
-w("## Goals (issue 6)\n")
-w("| goal | measured | |")
-w("| --- | --- | --- |")
-for g, figure, flag in goals:
-    w("| %s | %s | %s |" % (g, figure, met(flag)))
-if failed_runs:
-    w("\nRuns that did not finish: %s (see bench/target/results/)." % ", ".join(failed_runs))
+
+streamed = [d for d in SSE.values() if ok(d) and "deliveries" in d]
+w("sse-server: %s events received over %d runs; %s." % (
+    num(sum(get(d, "deliveries.received", 0) for d in streamed)), len(streamed),
+    "; ".join(losses(SSE)) or "none lost or duplicated"))
+if losses(NCHAN):
+    w("Nchan: %s." % "; ".join(losses(NCHAN)))
+failed = ["%s%s" % (who, k) for who, runs in (("", SSE), ("Nchan ", NCHAN)) for k, d in sorted(runs.items())
+          if not ok(d)]
+if failed:
+    w("Runs that did not finish: %s (see bench/target/results/)." % ", ".join(failed))
 w("")
 
-# ----------------------------------------------------------------- tables
-def closed(d):
-    return num(d["connections"]["closed_early_by_server"])
-
-
-idle = [(k, d) for k, d in runs.items() if k.startswith("idle-")]
-if idle:
-    w("## Idle streams\n")
-    w("Open N streams (`/v2/sse`, one user each), hold 3 s, close them all, wait 3 s.\n")
-    w("| streams | open | failed | set-up/s | RSS start MiB | RSS open MiB | per stream | RSS after close MiB |")
-    w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for k, d in sorted(idle, key=lambda kd: kd[1].get("connections", {}).get("requested", 0)):
-        if not ok(d):
-            w("| %s | run failed | | | | | | |" % k)
-            continue
-        c, r = d["connections"], d["server_rss_kib"]
-        per = r.get("per_stream_bytes")
-        w("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            num(c["requested"]), num(c["connected"]), num(c["failed"]), num(c["setup_per_s"]),
-            mib(r["before"]), mib(r["full"]), "–" if per is None else "%.1f KiB" % (per / 1024), mib(r["after_close"])))
-    w("")
-
-
-def fanout_table(label, title):
-    rows = sorted([(k, d) for k, d in runs.items() if k.startswith("fanout-%s-" % label) and k.split("-")[-1].isdigit()],
-                  key=lambda kd: int(kd[0].split("-")[-1]))
-    if not rows:
-        return
-    w("### %s\n" % title)
-    w("| broadcasts/s (target) | achieved | deliveries/s | peak 1 s | p50 ms | p99 ms | p99.9 ms | max ms | lost | dup | closed by server | RSS peak MiB |")
-    w("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for k, d in rows:
-        if not ok(d):
-            w("| %s | run failed |||||||||||" % k.split("-")[-1])
-            continue
-        L = d["latency"]
-        w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            num(d["publish"]["target_rate"]), num(d["publish"]["achieved_rate"]), num(d["deliveries"]["per_s"]),
-            num(d["deliveries"]["peak_per_s_1s"]), ms(L["p50_ms"]), ms(L["p99_ms"]), ms(L["p999_ms"]), ms(L["max_ms"]),
-            num(d["lost"]), num(d["duplicated"]), closed(d), mib(d["server_rss_kib"].get("peak"))))
-    w("")
-
-
-w("## Fan-out (`POST /v2/broadcast`)\n")
-w("Each step: N subscribers connect, broadcasts at the target rate for 4 s, then up to 5 s for "
-  "the rest to arrive. The rate rises until p99 passes 100 ms (or an event is lost).\n")
-fanout_table("1k", "1,000 subscribers")
-fanout_table("10k", "10,000 subscribers")
-
-
-def row_table(names, title, intro):
-    rows = [(k, runs[k]) for k in names if k in runs]
-    if not rows:
-        return
-    w("## %s\n" % title)
-    w(intro + "\n")
-    w("| run | streams | stalled | msgs/s target | accepted/s | deliveries/s | per reading stream/s | p50 ms | p99 ms | p99.9 ms | max ms | lost | dup | closed for overflow |")
-    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for k, d in rows:
-        if not ok(d):
-            w("| %s | run failed |||||||||||||" % k)
-            continue
-        L, c, p = d["latency"], d["connections"], d["publish"]
-        w("| %s | %s | %s | %s | %s | %s | %.1f | %s | %s | %s | %s | %s | %s | %s |" % (
-            k, num(c["connected"]), num(c["stalled"]), "max" if not p["target_rate"] else num(p["target_rate"]),
-            num(p["achieved_rate"]), num(d["deliveries"]["per_s"]), d["deliveries"]["per_s"] / readers(d),
-            ms(L["p50_ms"]), ms(L["p99_ms"]), ms(L["p999_ms"]), ms(L["max_ms"]), num(d["lost"]),
-            num(d["duplicated"]), num(overflow(d))))
-    w("")
-
-
-row_table(["unicast-1000-r5000", "unicast-1000-max", "stalled-1pct-max", "fanout-1k-1000-base", "fanout-1k-1000-stalled"],
-          "Unicast and stalled readers",
-          "1,000 streams, one user each. `POST /v2/message` round robin over the users from 8 keep-alive "
-          "connections, at 5,000/s and then as fast as they go (\"max\", 5 s). The stalled runs make 1 % "
-          "of the streams (every 100th) stop reading after the response headers (SO_RCVBUF 1 KiB); "
-          "they are left out of the loss count. In unicast each stalled stream gets only ~1/1000 of the "
-          "messages, so the fan-out pair (500 broadcasts/s of 2 KB to the same 1,000 streams, ~5 MB "
-          "per stalled stream, more than the kernel's socket buffers hold) puts more on them; \"closed for overflow\" is the server's `sse_connections_closed_overflow_total` "
-          "during the run (queue `--queue 1024`). When a run is publisher- or CPU-bound (accepted/s "
-          "below the target) the per-stream rates of a pair differ by run-to-run noise as much as by "
-          "the stalled streams.")
-
-kafka = [k for k in ("kafka-1k", "kafka-10k") if k in runs]
-if kafka or os.path.exists(os.path.join(RESULTS, "kafka-skipped")):
-    w("## Kafka ingest (`/v3`)\n")
-    if os.path.exists(os.path.join(RESULTS, "kafka-skipped")):
-        w("Left out: no broker answered on 127.0.0.1:9092 (`scripts/services.sh up kafka`).\n")
-    w("Records `user:seq=N t=NANOS` written to `v3_messages` by `python3 tests/kafka_tool.py produce` "
-      "(confluent-kafka, `linger.ms` 5, acks all; lines fed on its stdin at the rate), 1,000 "
-      "subscribers on `/v3/sse`, one user each; the broker is the local tansu of "
-      "`scripts/services.sh`. Latency includes the producer's batching and the broker.\n")
-    w("| run | records/s target | written/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | lost | dup |")
-    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for k in kafka:
-        d = runs[k]
-        if not ok(d):
-            w("| %s | run failed |||||||||" % k)
-            continue
-        L, p = d["latency"], d["publish"]
-        w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            k, num(p["target_rate"]), num(p["achieved_rate"]), num(d["deliveries"]["per_s"]), ms(L["p50_ms"]),
-            ms(L["p99_ms"]), ms(L["p999_ms"]), ms(L["max_ms"]), num(d["lost"]), num(d["duplicated"])))
-    w("")
+# ----------------------------------------------------------------- method
+from_sent = sorted(k for k, d in SSE.items() if ok(d) and d.get("latency_from") == "sent")
+w("## Method\n")
+w("- **Servers.** `sse-server --bind 127.0.0.1:PORT --queue 1024` (embedded bus; Kafka runs add "
+  "`--kafka-brokers`), and Nchan per `bench/peers/nchan.conf` (1 worker for the idle runs so one process "
+  "holds every stream, 2 otherwise; message buffer 1,000 for 5 min). A fresh process per idle run, per "
+  "fan-out series and per stalled-reader pair. RSS is VmRSS from `/proc/PID/status` (Nchan: the sum of "
+  "its workers).")
+w("- **Latency** is publish → receipt. Each message carries `seq=N t=<unix nanos>`; the receiving "
+  "connection subtracts `t` from its clock when the bytes arrive. At a fixed rate `t` is the time "
+  "message N was *scheduled* for (start + N/rate), so a publisher held up by a slow answer adds its "
+  "delay instead of hiding it (no coordinated omission); flat-out runs have no schedule and count from "
+  "the actual send%s. The Kafka broker floor is measured the same way by a plain consumer." % (
+      " (here: %s)" % ", ".join(from_sent) if from_sent else ""))
+w("- **Lost** is a sequence number a reading connection should have received (every accepted broadcast; "
+  "every accepted message for its user) that had not arrived 5 s (Kafka: 10 s) after publishing stopped. "
+  "Any 2xx from a POST counts as accepted; a request without an answer within its timeout ends the run "
+  "as \"frozen after N s\".")
+w("- **Repeats.** The stalled-reader pairs run 3 times each (`NAME-r1..r3`), the order within a pair "
+  "alternating; tables give the median and the range.")
+w("")
+w("Machine: %s, `nproc` = %s, %s, %s memory; open files (hard) %s, ephemeral ports %s.\n" % (
+    sh("lscpu | sed -n 's/^Model name:[ \\t]*//p' | head -1") or "?", sh("nproc"), sh("uname -sr"),
+    sh("free -h | awk '/^Mem:/ {print $2}'"), sh("ulimit -Hn"),
+    sh("cat /proc/sys/net/ipv4/ip_local_port_range | tr '\\t' '-'")))
 
 # ----------------------------------------------------------------- charts
-charts = []
-best1 = max([(k, d) for k, d in runs.items() if k.startswith("fanout-1k-") and k.split("-")[-1].isdigit() and ok(d)
-             and d["latency"]["p99_ms"] <= 100 and d["lost"] == 0], key=lambda kd: kd[1]["deliveries"]["per_s"], default=None)
-for name in [best10[0] if best10 else None, best1[0] if best1 else None, "unicast-1000-r5000", "stalled-1pct-max",
-             "fanout-1k-1000-stalled", "kafka-1k", "kafka-10k"]:
-    if name and ok(runs.get(name)) and os.path.exists(os.path.join(RESULTS, name + ".png")):
-        shutil.copy(os.path.join(RESULTS, name + ".png"), os.path.join(DOCS, "bench-%s.png" % name))
-        charts.append(name)
+def copy_chart(directory, name, prefix):
+    src = os.path.join(directory, name + ".png")
+    if not os.path.exists(src):
+        return None
+    dst = "bench-%s%s.png" % (prefix, name)
+    shutil.copy(src, os.path.join(DOCS, dst))
+    return dst
+
+
+chart_names = [best_fanout(SSE, "10k")[0], best_fanout(SSE, "1k")[0]] + [
+    "unicast-1000-r5000", (repeats(SSE, "stalled-1pct-max") or [None])[0],
+    (repeats(SSE, "fanout-1k-1000-stalled") or [None])[0], "kafka-1k", "kafka-10k"]
+charts, kept = [], set()
+for name in [n for n in chart_names if n]:
+    if not ok(SSE.get(name)) and not ok(NCHAN.get(name)):
+        continue
+    a = copy_chart(RESULTS, name, "") if ok(SSE.get(name)) else None
+    b = copy_chart(PEER_DIR, name, "nchan-") if ok(NCHAN.get(name)) else None
+    kept.update(x for x in (a, b) if x)
+    if a or b:
+        charts.append((name, a, b))
 for old in glob.glob(os.path.join(DOCS, "bench-*.png")):
-    if os.path.basename(old)[6:-4] not in charts:
+    if os.path.basename(old) not in kept:
         os.remove(old)
 if charts:
     w("## Charts\n")
-    w("Each: deliveries per second, latency per second (p50, p99, max; log scale) and the latency "
-      "distribution of the whole run.\n")
-    for name in charts:
-        w("### %s\n\n![%s](bench-%s.png)\n" % (name, name, name))
+    w("Deliveries per second, latency per second (p50, p99, max; log scale) and the latency distribution "
+      "of the whole run.\n")
+    w("| run | sse-server | Nchan |")
+    w("| --- | --- | --- |")
+    for name, a, b in charts:
+        w("| %s | %s | %s |" % (name, "![%s](%s)" % (name, a) if a else "–",
+                                "![Nchan %s](%s)" % (name, b) if b else "–"))
+    w("")
 
 # ----------------------------------------------------------------- analysis
-# Hand-written: what the profile says and what was changed, kept across re-runs.
-analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "ANALYSIS.md")
-if os.path.exists(analysis):
-    w(open(analysis).read().rstrip() + "\n")
+# Hand-written (bench/ANALYSIS.md), included verbatim; under its own heading when it
+# opens with one.
+analysis = read_text(os.path.join(HERE, "..", "bench", "ANALYSIS.md"))
+if analysis:
+    if not analysis.startswith("#"):
+        w("## Where the time and memory go\n")
+    w(analysis + "\n")
 
 # ----------------------------------------------------------------- how
+commands = []
+tsv = os.path.join(RESULTS, "commands.tsv")
+if os.path.exists(tsv):
+    with open(tsv) as f:
+        commands = [line.rstrip("\n").split("\t", 1) for line in f if "\t" in line]
 w("## How to run\n")
-w("```sh\nscripts/bench.sh            # everything above, about 10 minutes; rewrites this page\n"
+w("```sh\nscripts/bench.sh            # everything above; rewrites this page\n"
   "scripts/bench.sh --smoke    # 300 streams, 3 s of unicast; exit 1 on loss or duplicates\n"
   "bench/target/release/sse-bench --help\n```\n")
-w("`sse-bench` is a separate crate in `bench/` (own `Cargo.lock`, `bench/target`). It speaks "
-  "HTTP/1.1 itself over raw sockets (chunked decoding, `id:`/`data:` lines) so a stream costs the "
-  "client about 3 KiB, binds stream i to source address 127.0.0.(2 + i mod 16) so 19k streams do "
-  "not run out of ephemeral ports, raises its open-files limit to the hard limit, and above 19,000 "
-  "streams re-executes itself (`--workers W`) with N/W streams per process. Any 2xx from a POST "
-  "counts as accepted, so another server with the same API can be measured with `--url`.\n")
+w("`sse-bench` (`bench/`, its own `Cargo.lock` and `bench/target`) speaks HTTP/1.1 over raw sockets, spreads "
+  "streams over source addresses 127.0.0.2–17, and above 19,000 streams re-executes itself with N/W "
+  "streams per process. Raw JSON per run: `bench/target/results/` (Nchan: `peers/nchan/`, same names).\n")
 if commands:
-    w("Exact commands of this run (`$SERVER_PID` is the server `bench.sh` started):\n")
+    w("Exact commands of this run (`$SERVER_PID`: the server bench.sh started; `$NGINX_WORKER_PIDS`: "
+      "Nchan's workers):\n")
     w("```sh")
     for name, cmd in commands:
         w(cmd)
     w("```\n")
 
+os.makedirs(DOCS, exist_ok=True)
 with open(os.path.join(DOCS, "BENCHMARKS.md"), "w") as f:
     f.write("\n".join(out))
