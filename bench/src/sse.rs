@@ -3,13 +3,13 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::stats::{self, COUNTERS, Tracker};
@@ -292,8 +292,16 @@ fn parse_u64(v: &[u8]) -> Option<u64> {
     Some(n)
 }
 
+/// Connections of this process still reading what they expect, and a signal for
+/// when none is left.
+static READING: AtomicU64 = AtomicU64::new(0);
+static NONE_READING: Notify = Notify::const_new();
+
 /// One subscriber: connect, read headers, then count events until told to stop and
-/// everything expected arrived (or the grace deadline passed).
+/// everything expected arrived (or the grace deadline passed). A connection that got
+/// everything stays open until every other one has too (or the deadline): closing
+/// thousands of sockets while the last events are still on their way would compete
+/// with those deliveries and count in their latency.
 pub async fn run_connection(
     i: usize,
     cfg: Arc<SubConfig>,
@@ -383,6 +391,7 @@ pub async fn run_connection(
     let mut expected: Option<u64> = None;
     let mut deadline: Option<Instant> = None;
     let mut stop_open = true;
+    READING.fetch_add(1, Ordering::SeqCst);
     loop {
         if let Some(exp) = expected
             && tracker.unique >= exp
@@ -422,6 +431,16 @@ pub async fn run_connection(
             _ = sleep_opt(deadline) => break,
         }
     }
+    let wait_for_others = NONE_READING.notified();
+    if READING.fetch_sub(1, Ordering::SeqCst) == 1 {
+        NONE_READING.notify_waiters();
+    } else if !out.closed_early && expected.is_some() {
+        tokio::select! {
+            _ = wait_for_others => {}
+            _ = sleep_opt(deadline) => {}
+        }
+    }
+    drop(stream);
     if out.closed_early {
         COUNTERS.closed_early.fetch_add(1, Ordering::Relaxed);
         // Still wait for the stop signal so the expected count is known.
