@@ -188,16 +188,17 @@ impl KafkaBus {
         handled: Option<Vec<i64>>,
     ) -> anyhow::Result<(Arc<StreamConsumer>, CatchUp)> {
         self.create_topic(topic).await?;
-        let group_id = match group {
-            Group::EachInstance(_) => format!("sse-server-{}", self.instance),
-            Group::Shared(name) => name.clone(),
+        let (group_id, fetch_wait) = match group {
+            Group::EachInstance(fan_out) => {
+                (format!("sse-server-{}", self.instance), fan_out.fetch_wait)
+            }
+            Group::Shared(name) => (name.clone(), super::LIVE_FETCH_WAIT),
         };
         let consumer: StreamConsumer = client_config(&self.brokers)
             .set("group.id", &group_id)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            // Events are latency-sensitive: an idle fetch must not wait 500 ms.
-            .set("fetch.wait.max.ms", "20")
+            .set("fetch.wait.max.ms", fetch_wait.as_millis().to_string())
             // An instance that died is noticed within seconds and its
             // partitions go to the others.
             .set("session.timeout.ms", "10000")

@@ -164,6 +164,7 @@ fn push(out: &mut Vec<u8>, frame: Result<http_body::Frame<Bytes>, axum::Error>) 
     if let Ok(data) = frame.into_data()
         && !data.is_empty()
     {
+        out.reserve(data.len() + 12);
         let _ = write!(out, "{:x}\r\n", data.len());
         out.extend_from_slice(&data);
         out.extend_from_slice(b"\r\n");

@@ -137,7 +137,7 @@ pub fn start(app: &Arc<AppState>, sweeper: Arc<Sweeper>) {
     let reader = sweeper.clone();
     app.bus.consume(
         &app.config.v4_command_topic,
-        FanOut::group(app.config.history_window, |_| {}),
+        FanOut::background_group(app.config.history_window),
         app.metrics.clone(),
         app.shutdown.clone(),
         move |record| {
