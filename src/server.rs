@@ -71,25 +71,33 @@ pub async fn run(listener: TcpListener, router: Router, shutdown: CancellationTo
 }
 
 async fn serve_connection(mut io: ClosableStream, router: Router, shutdown: CancellationToken) {
-    let mut read = BytesMut::new();
-    match read_head(&mut io, &mut read).await {
-        Ok(Some(Head::Stream { request, close })) => {
-            // Boxed: the router's future is large and needed only until the response
-            // exists, while this task lives as long as the stream.
-            let response = match Box::pin(router.clone().oneshot(*request)).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            };
-            match wire::write_response(&mut io, response, close).await {
-                Ok(Ending::KeepAlive(read_ahead)) if !shutdown.is_cancelled() => {
-                    io.unread(read_ahead);
-                }
-                _ => return,
+    // What lives across an await here lives as long as a stream: the head's buffer
+    // does not.
+    let stream = {
+        let mut read = BytesMut::new();
+        match read_head(&mut io, &mut read).await {
+            Ok(Some(Head::Stream { request, close })) => Some((request, close)),
+            Ok(Some(Head::Other)) => {
+                io.unread(read.freeze());
+                None
             }
+            // Closed (or failed) before a whole request arrived.
+            Ok(None) | Err(_) => return,
         }
-        Ok(Some(Head::Other)) => io.unread(read.freeze()),
-        // Closed (or failed) before a whole request arrived.
-        Ok(None) | Err(_) => return,
+    };
+    if let Some((request, close)) = stream {
+        // Boxed: the router's future is large and needed only until the response
+        // exists.
+        let response = match Box::pin(router.clone().oneshot(*request)).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        match wire::write_response(&mut io, response, close).await {
+            Ok(Ending::KeepAlive(read_ahead)) if !shutdown.is_cancelled() => {
+                io.unread(read_ahead);
+            }
+            _ => return,
+        }
     }
     Box::pin(serve_with_hyper(io, router, shutdown)).await;
 }

@@ -45,20 +45,39 @@ pub async fn write_response(
     response: Response,
     close: bool,
 ) -> io::Result<Ending> {
-    let (parts, body) = response.into_parts();
-    let length = body.size_hint().exact();
-    let mut out = head(parts.status, &parts.headers, length, close);
+    // Only the head is kept of the response's parts: a stream's task holds what is
+    // alive across its awaits for as long as the stream lasts.
+    let (out, body, length) = {
+        let (parts, body) = response.into_parts();
+        let length = body.size_hint().exact();
+        (
+            head(parts.status, &parts.headers, length, close),
+            body,
+            length,
+        )
+    };
     if length.is_some() {
-        let bytes = body.collect().await.map_err(io::Error::other)?.to_bytes();
-        out.extend_from_slice(&bytes);
-        io.write_all(&out).await?;
-        return Ok(if close {
-            Ending::Close
-        } else {
-            Ending::KeepAlive(Bytes::new())
-        });
+        // Boxed for the same reason: collecting is not part of a stream's life.
+        return Box::pin(write_whole(io, out, body, close)).await;
     }
     write_chunked(io, out, body, close).await
+}
+
+/// Writes the head in `out` and a body of known length in one write.
+async fn write_whole(
+    io: &mut ClosableStream,
+    mut out: Vec<u8>,
+    body: Body,
+    close: bool,
+) -> io::Result<Ending> {
+    let bytes = body.collect().await.map_err(io::Error::other)?.to_bytes();
+    out.extend_from_slice(&bytes);
+    io.write_all(&out).await?;
+    Ok(if close {
+        Ending::Close
+    } else {
+        Ending::KeepAlive(Bytes::new())
+    })
 }
 
 /// The status line and headers. `length` is the body's length when known, else the
@@ -111,7 +130,7 @@ async fn write_chunked(
     close: bool,
 ) -> io::Result<Ending> {
     let mut read_ahead = BytesMut::new();
-    let mut probe = [0u8; 64];
+    let mut probe = [0u8; 32];
     loop {
         // The head goes out with the first events (the retry hint and the prelude).
         if out.is_empty() {
