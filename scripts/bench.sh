@@ -331,8 +331,9 @@ for n in "${IDLE_SIZES[@]}"; do
 done
 NCHAN_WORKERS=2
 
-# Fan-out: rising broadcast rates until p99 > 100 ms, events go missing, or the
-# publishers cannot reach the rate any more.
+# Fan-out: rising broadcast rates until p99 > 1 s, events go missing, or the
+# publishers cannot reach the rate any more (past 100 ms, so the report shows what
+# the rate a goal names costs in latency).
 fanout_series() { # SUBSCRIBERS LABEL RATES...
     local n=$1 label=$2
     shift 2
@@ -341,7 +342,7 @@ fanout_series() { # SUBSCRIBERS LABEL RATES...
         run "fanout-$label-$rate" fanout -n "$n" --rate "$rate" --duration 4 --grace 5 --settle 0.5
         local verdict=stop
         verdict=$(field "fanout-$label-$rate" \
-            '"stop" if d.get("failed_exit") or d["latency"]["p99_ms"] > 100 or d["lost"] > 0 or d["publish"]["achieved_rate"] < 0.8 * d["publish"]["target_rate"] else "go"')
+            '"stop" if d.get("failed_exit") or d["latency"]["p99_ms"] > 1000 or d["lost"] > 0 or d["publish"]["achieved_rate"] < 0.8 * d["publish"]["target_rate"] else "go"')
         if [ "$verdict" = stop ]; then
             break
         fi
