@@ -317,6 +317,11 @@ rm -rf "$OUT/peers"
 : >"$OUT/server.log"
 date -u +%Y-%m-%dT%H:%M:%SZ >"$OUT/started"
 SERVER_ARGS=()
+if scripts/services.sh status kafka >/dev/null 2>&1; then
+    echo "bench.sh: warning: a Kafka broker is running; it competes for CPU with the HTTP" \
+        "scenarios (tansu's own work grows with its topics). For clean figures stop it first:" \
+        "scripts/services.sh down kafka" >&2
+fi
 
 # The scenarios over HTTP (/v2), run against $TARGET: sse-server, then each peer.
 http_scenarios() {
@@ -471,9 +476,11 @@ PY
 if [ "${BENCH_SKIP_KAFKA:-0}" = 1 ]; then
     echo "left out: BENCH_SKIP_KAFKA=1" >"$OUT/kafka-skipped"
 else
+    STARTED_KAFKA=0
     if ! scripts/services.sh status kafka >/dev/null 2>&1; then
         log "starting the Kafka broker (scripts/services.sh up kafka)"
         scripts/services.sh up kafka || true
+        STARTED_KAFKA=1
     fi
     if scripts/services.sh status kafka >/dev/null 2>&1; then
         SERVER_ARGS=(--kafka-brokers "$KAFKA")
@@ -488,6 +495,13 @@ else
             --settle 0.5 --kafka-produce "$produce" --kafka-floor "$floor"
         SERVER_ARGS=()
         kafka_idle
+        stop_server
+        # The peers' runs that follow measure CPU-bound work: a broker left running
+        # does work of its own (tansu's grows with the topics it holds).
+        if [ "$STARTED_KAFKA" = 1 ]; then
+            log "stopping the Kafka broker started for the Kafka scenarios"
+            scripts/services.sh down kafka || true
+        fi
     else
         echo "bench.sh: no Kafka broker on $KAFKA; the Kafka scenarios are left out" >&2
         echo "no broker answered on $KAFKA (scripts/services.sh up kafka did not start one)" >"$OUT/kafka-skipped"
