@@ -75,7 +75,13 @@ async fn serve_connection(mut io: ClosableStream, router: Router, shutdown: Canc
     // does not.
     let stream = {
         let mut read = BytesMut::new();
-        match read_head(&mut io, &mut read).await {
+        // A client that opened a connection and sent nothing (yet) does not hold up
+        // shutdown.
+        let head = tokio::select! {
+            head = read_head(&mut io, &mut read) => head,
+            _ = shutdown.cancelled() => return,
+        };
+        match head {
             Ok(Some(Head::Stream { request, close })) => Some((request, close)),
             Ok(Some(Head::Other)) => {
                 io.unread(read.freeze());

@@ -239,3 +239,24 @@ async fn a_client_that_closes_its_stream_frees_it_at_once() {
     .await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_closes_connections_that_have_not_sent_a_whole_request() {
+    let server = TestServer::start(embedded()).await;
+    let mut silent = Raw::connect(&server).await;
+    let mut partial = Raw::connect(&server).await;
+    partial
+        .send("GET /v2/sse?username=half HTTP/1.1\r\nHost: te")
+        .await;
+    server.stop().await;
+    // Closed by the server (a reset when it had unread bytes), not left waiting for a
+    // request that will never be served.
+    for (name, raw) in [("silent", &mut silent), ("partial", &mut partial)] {
+        let read = tokio::time::timeout(PATIENCE, raw.socket.read_to_end(&mut raw.read)).await;
+        match read {
+            Ok(Ok(_)) => assert!(raw.read.is_empty(), "{name}: {:?}", raw.read),
+            Ok(Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{name}"),
+            Err(_) => panic!("{name}: still open {PATIENCE:?} after shutdown"),
+        }
+    }
+}
