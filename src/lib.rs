@@ -6,7 +6,8 @@
 //!
 //! * `v1` — a keep-alive stream;
 //! * `v2` — per-user channels fed by POSTs;
-//! * `v3` — the same channels fed from a Kafka topic;
+//! * `v3` — the same channels fed from a Kafka topic (`channels` holds what the
+//!   two share over HTTP);
 //! * `v4` — a report status board on DynamoDB and Kafka.
 //!
 //! Across all of them, `auth` decides who may read and post (off unless a key is
@@ -14,6 +15,7 @@
 
 pub mod auth;
 pub mod bus;
+mod channels;
 pub mod config;
 mod error;
 mod health;

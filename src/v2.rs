@@ -3,20 +3,16 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
-use serde_json::json;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use axum::routing::post;
 
 use crate::AppState;
 use crate::auth::Caller;
+use crate::channels::{accepted_at, message_text, stream_route};
 use crate::error::ApiError;
-use crate::net::ConnectionHandle;
-use crate::sse::{LastEventId, UserHub, sse_response};
 use crate::user::UserQuery;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -24,50 +20,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v2/sse", stream_route(|app| &app.v2))
         .route("/v2/message", post(message))
         .route("/v2/broadcast", post(broadcast))
-}
-
-/// A message body: non-empty UTF-8 text (size is capped at 64 KiB by the router).
-pub fn message_text(body: &Bytes) -> Result<&str, ApiError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| ApiError::bad_request("The message body is not valid UTF-8 text"))?;
-    if text.trim().is_empty() {
-        return Err(ApiError::bad_request(
-            "The message body is empty. Send the message text as the request body",
-        ));
-    }
-    Ok(text)
-}
-
-/// `202 Accepted` with the event id and how many open streams it reached.
-pub fn accepted_at(id: String, delivered: usize) -> Response {
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "delivered": delivered })),
-    )
-        .into_response()
-}
-
-/// `GET /vN/sse?username=NAME` over the hub `hub_of` picks: missed events (or a
-/// `reset`) first, then live ones. Shared by /v2 and /v3, which differ only in where messages come
-/// from.
-pub fn stream_route(hub_of: fn(&AppState) -> &Arc<UserHub>) -> MethodRouter<Arc<AppState>> {
-    get(
-        move |State(app): State<Arc<AppState>>,
-              ConnectInfo(connection): ConnectInfo<ConnectionHandle>,
-              caller: Caller,
-              last: LastEventId,
-              Query(query): Query<UserQuery>| async move {
-            let username = query.username(&caller)?;
-            let permit = app.limits.admit(&username)?;
-            let mut subscription =
-                hub_of(&app).subscribe(&username, last.as_deref(), Some(connection));
-            // A `reset` when the id cannot be resumed exactly, else the missed events.
-            let prelude = subscription.take_prelude(last.as_deref());
-            let settings = app.stream_settings(app.config.keep_alive());
-            let live = caller.until_expiry(permit.hold(subscription));
-            Ok::<_, ApiError>(sse_response(&settings, prelude, live))
-        },
-    )
 }
 
 async fn message(

@@ -17,9 +17,9 @@ use axum::routing::post;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::bus::{FanOut, Record};
+use crate::channels::{accepted_at, message_text, stream_route};
 use crate::error::ApiError;
 use crate::user::UserQuery;
-use crate::v2::{accepted_at, message_text, stream_route};
 
 /// The username that addresses every open /v3 stream.
 const EVERYONE: &str = "*";
