@@ -37,6 +37,17 @@ pub enum Ending {
     Close,
 }
 
+impl Ending {
+    /// After a complete response: kept alive unless the client asked to close.
+    fn after(close: bool, read_ahead: Bytes) -> Ending {
+        if close {
+            Ending::Close
+        } else {
+            Ending::KeepAlive(read_ahead)
+        }
+    }
+}
+
 /// Writes `response` to `io`: a body of known length in one write, any other body
 /// (an event stream) chunk by chunk as it is produced. `close` says the client sent
 /// `Connection: close`.
@@ -73,11 +84,7 @@ async fn write_whole(
     let bytes = body.collect().await.map_err(io::Error::other)?.to_bytes();
     out.extend_from_slice(&bytes);
     io.write_all(&out).await?;
-    Ok(if close {
-        Ending::Close
-    } else {
-        Ending::KeepAlive(Bytes::new())
-    })
+    Ok(Ending::after(close, Bytes::new()))
 }
 
 /// The status line and headers. `length` is the body's length when known, else the
@@ -170,11 +177,7 @@ async fn write_chunked(
         }
     }
     io.write_all(b"0\r\n\r\n").await?;
-    Ok(if close {
-        Ending::Close
-    } else {
-        Ending::KeepAlive(read_ahead.freeze())
-    })
+    Ok(Ending::after(close, read_ahead.freeze()))
 }
 
 /// Appends one body frame as a chunk.
