@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # dynamodb_local_init.sh — (re)create the DynamoDB table `report_status` that /v4 uses
 # (partition key report_id (S); GSI UserIdIndex on user_id (S), projection ALL;
-# PAY_PER_REQUEST) against ${SSE_DYNAMODB_ENDPOINT:-http://localhost:8111}.
+# PAY_PER_REQUEST) against ${SSE_DYNAMODB_ENDPOINT:-http://localhost:8111}: the local
+# dynalite of scripts/services.sh or docker-compose.yml, or any DynamoDB endpoint.
 #
 # Why a wrapper: the table definition lives in one place, the Rust binary
 # (`sse-server init-table`), so this script needs no aws CLI. It deletes the table
-# when it exists, then creates it (--recreate): all data in it is lost.
+# when it exists, then creates it (--recreate): all data in it is lost. (sse-server
+# creates a missing table by itself at start-up; this is for starting over.)
 #
 # Usage: ./dynamodb_local_init.sh [sse-server flags, e.g. --table NAME --dynamodb-endpoint URL]
 #        (they go before the subcommand: sse-server [FLAGS] init-table --recreate)

@@ -27,7 +27,7 @@
 # Kafka (sse-server only): kafka-1k and kafka-10k run bench/kafka_floor.py, a plain
 # confluent-kafka consumer on the same topic, beside the server (`broker_floor` in their
 # JSON: record → consumer latency from the same scheduled times); kafka-idle samples the
-# broker's CPU (utime+stime of `tansu` in /proc) for $BENCH_IDLE_SECS without and then
+# broker's CPU (utime+stime of the Kafka JVM in /proc) for $BENCH_IDLE_SECS without and then
 # with an idle sse-server --kafka-brokers, and writes kafka-idle.json.
 #
 # The full run then repeats the HTTP scenarios (idle, fan-out, unicast, stalled; not
@@ -43,9 +43,7 @@
 #   BENCH_KAFKA_BROKERS   broker for the Kafka scenario (default 127.0.0.1:9092)
 #   BENCH_SKIP_KAFKA=1    leave out the Kafka scenarios
 #   BENCH_KAFKA_FLOOR_FETCH_WAIT_MS
-#                         fetch.wait.max.ms of the broker-floor consumer (default 20;
-#                         tansu answers a fetch only when this wait runs out, so the
-#                         floor moves with it)
+#                         fetch.wait.max.ms of the broker-floor consumer (default 20)
 #   BENCH_IDLE_SECS       length of each kafka-idle CPU sample (default 20)
 #   BENCH_QUICK=1         fewer, shorter runs (to try the script out)
 #   BENCH_SERVER_BIN      measure this server binary instead of building target/release/sse-server
@@ -66,7 +64,7 @@ case "${1:-}" in
     --smoke) MODE=smoke ;;
     "") ;;
     -h | --help)
-        sed -n '2,56p' "$0"
+        sed -n '2,54p' "$0"
         exit 0
         ;;
     *)
@@ -319,8 +317,7 @@ date -u +%Y-%m-%dT%H:%M:%SZ >"$OUT/started"
 SERVER_ARGS=()
 if scripts/services.sh status kafka >/dev/null 2>&1; then
     echo "bench.sh: warning: a Kafka broker is running; it competes for CPU with the HTTP" \
-        "scenarios (tansu's own work grows with its topics). For clean figures stop it first:" \
-        "scripts/services.sh down kafka" >&2
+        "scenarios. For clean figures stop it first: scripts/services.sh down kafka" >&2
 fi
 
 # The scenarios over HTTP (/v2), run against $TARGET: sse-server, then each peer.
@@ -433,17 +430,23 @@ cpu_window() {
 # with an idle `sse-server --kafka-brokers` (once it is ready, and 5 s more), as % of one
 # core; the server's own CPU in the second window too. JSON to $OUT/kafka-idle.json.
 kafka_idle() {
-    local broker without with
-    broker=$({ pgrep -x tansu || pgrep -f 'tansu broker' || true; } | paste -sd ' ' -)
+    local broker="" without with
+    # The broker is the JVM running kafka.Kafka: the one scripts/services.sh started,
+    # else any (e.g. started by hand).
+    if [ -s .local/run/kafka.pid ] && grep -qF kafka.Kafka "/proc/$(cat .local/run/kafka.pid)/cmdline" 2>/dev/null; then
+        broker=$(cat .local/run/kafka.pid)
+    else
+        broker=$({ pgrep -f kafka.Kafka || true; } | paste -sd ' ' -)
+    fi
     if [ -z "$broker" ]; then
-        echo "bench.sh: no tansu process found; kafka-idle is left out" >&2
-        echo "no tansu process found (pgrep -x tansu) whose CPU could be sampled" >"$OUT/kafka-idle-skipped"
+        echo "bench.sh: no Kafka broker process (kafka.Kafka) found; kafka-idle is left out" >&2
+        echo "no kafka.Kafka process found (.local/run/kafka.pid, pgrep -f kafka.Kafka) whose CPU could be sampled" >"$OUT/kafka-idle-skipped"
         return 0
     fi
     stop_server
-    printf '%s\t%s\n' kafka-idle "# utime+stime of tansu (pid $broker) over ${IDLE_SECS}s without, then ${IDLE_SECS}s with an idle $SERVER_BIN --kafka-brokers $KAFKA" \
+    printf '%s\t%s\n' kafka-idle "# utime+stime of the Kafka broker (kafka.Kafka, pid $broker) over ${IDLE_SECS}s without, then ${IDLE_SECS}s with an idle $SERVER_BIN --kafka-brokers $KAFKA" \
         >>"$OUT/commands.tsv"
-    log "kafka-idle: the broker's CPU over ${IDLE_SECS}s without sse-server (tansu pid $broker)"
+    log "kafka-idle: the broker's CPU over ${IDLE_SECS}s without sse-server (kafka.Kafka pid $broker)"
     sleep 5 # whatever the runs before left the broker to do
     without=$(cpu_window "$IDLE_SECS" "$broker")
     start_server --kafka-brokers "$KAFKA"
@@ -497,7 +500,7 @@ else
         kafka_idle
         stop_server
         # The peers' runs that follow measure CPU-bound work: a broker left running
-        # does work of its own (tansu's grows with the topics it holds).
+        # competes with them for the CPU.
         if [ "$STARTED_KAFKA" = 1 ]; then
             log "stopping the Kafka broker started for the Kafka scenarios"
             scripts/services.sh down kafka || true

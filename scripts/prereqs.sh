@@ -1,13 +1,16 @@
-# scripts/prereqs.sh — sourced (not run) by scripts/test.sh, services.sh, run.sh and
-# bench.sh: checks the tools a machine needs, up front, and installs what it can from
-# the usual package sources (apt, rustup, pip inside a virtual environment) or stops
-# with one plain sentence saying what to install. Checking first means an old Node
-# or a missing Java is reported at once, not deep inside a build.
+# shellcheck shell=bash
+# scripts/prereqs.sh — sourced (not run) by scripts/test.sh, services.sh,
+# install_services.sh, run.sh and bench.sh: checks the tools a machine needs, up front,
+# and installs what it can from the usual package sources (apt, rustup, pip inside a
+# virtual environment) or stops with one plain sentence saying what to install.
+# Checking first means an old Node or a missing Java is reported at once, not deep
+# inside a build.
 #
 # Requirements (also listed in the README):
 #   Rust (cargo)  >= 1.94    the locked dependencies (aws-smithy-*) need it
-#   Node.js       >= 20.19   Vite 8; npm comes with it
-#   Java          >= 17      DynamoDB Local (a JDK, so javac builds its loopback launcher)
+#   Node.js       >= 20.19   Vite 8, and dynalite (the local DynamoDB); npm comes with it
+#   Java          >= 17      the local Apache Kafka broker
+#   Maven                    fetches the Kafka broker's jars from Maven Central
 #   Python 3 with venv       tests/kafka_tool.py and other Python tools run in .local/venv
 #   curl
 #
@@ -106,20 +109,25 @@ prereqs_node() {
     prereqs_die "Node.js ${have:+$have is too old; }$MIN_NODE or newer (with npm) is needed: install it from https://nodejs.org or with nvm (nvm install 22)."
 }
 
-# Java for DynamoDB Local: a JDK (javac builds the launcher that binds it to loopback).
+# Java for the local Kafka broker (a runtime is enough).
 prereqs_java() {
     local have=""
     command -v java >/dev/null 2>&1 &&
         have=$(java -version 2>&1 | awk -F'"' '/version/ { print $2; exit }' | sed 's/^1\.//')
-    if [ -n "$have" ] && version_at_least "$have" "$MIN_JAVA"; then
-        command -v javac >/dev/null 2>&1 || prereqs_apt "openjdk-${have%%.*}-jdk-headless" || true
-        return 0
-    fi
-    # Debian 12 has openjdk-17; newer releases carry a newer default JDK.
-    prereqs_apt openjdk-17-jdk-headless || prereqs_apt default-jdk-headless || true
+    [ -n "$have" ] && version_at_least "$have" "$MIN_JAVA" && return 0
+    # Debian 12 has openjdk-17; newer releases carry a newer default JRE.
+    prereqs_apt openjdk-17-jre-headless || prereqs_apt default-jre-headless || true
     have=$(java -version 2>&1 | awk -F'"' '/version/ { print $2; exit }' | sed 's/^1\.//')
     [ -n "$have" ] && version_at_least "$have" "$MIN_JAVA" && return 0
-    prereqs_die "Java ${have:+$have is too old; }$MIN_JAVA or newer is needed for DynamoDB Local: install a JDK (apt-get install openjdk-17-jdk-headless)."
+    prereqs_die "Java ${have:+$have is too old; }$MIN_JAVA or newer is needed for the local Kafka broker: install it (apt-get install openjdk-17-jre-headless)."
+}
+
+# Maven copies the Kafka broker's jars (scripts/kafka/pom.xml) from Maven Central.
+prereqs_maven() {
+    command -v mvn >/dev/null 2>&1 && return 0
+    prereqs_apt maven || true
+    command -v mvn >/dev/null 2>&1 ||
+        prereqs_die "Maven is missing; it fetches the local Kafka broker's jars: install it (apt-get install maven)."
 }
 
 # The virtual environment's packages all import (checked before pip is asked anything).

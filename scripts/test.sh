@@ -2,12 +2,12 @@
 # scripts/test.sh — the one test command (README and .ci/run call it).
 #
 # On a fresh machine it first checks the tools it needs (scripts/prereqs.sh: Rust,
-# Node.js, Java, curl, Python 3 with venv) and installs what is missing or stops with
-# one sentence saying what to install; then it installs the rest (rustfmt/clippy,
+# Node.js, Java, Maven, curl, Python 3 with venv) and installs what is missing or stops
+# with one sentence saying what to install; then it installs the rest (rustfmt/clippy,
 # Debian's chromium, the Python tools' packages in the virtual environment .local/venv,
-# the Kafka broker and DynamoDB Local through scripts/services.sh, npm packages),
-# starts the local services on loopback, runs every check and test, and stops the
-# services it started (services that were already running are left running).
+# Apache Kafka and dynalite through scripts/services.sh, npm packages), starts the
+# local services on loopback, runs every check and test, and stops the services it
+# started (services that were already running are left running).
 #
 # Python tools (tests/kafka_tool.py) always run with .local/venv/bin/python, exported
 # as SSE_TEST_PYTHON for the Rust tests, so the system's python3 may be Debian's
@@ -15,7 +15,7 @@
 #
 #   1. cargo fmt --check, cargo clippy --all-targets -D warnings
 #   2. cargo test --include-ignored: the embedded tests and the ones against the real
-#      Kafka broker (127.0.0.1:9092) and DynamoDB Local (127.0.0.1:8111)
+#      services: Apache Kafka (127.0.0.1:9092) and dynalite, DynamoDB's API (127.0.0.1:8111)
 #   3. the dashboard: Vitest, a production build, and the end-to-end test in headless
 #      Chromium against the real server and services
 #   4. a smoke run of the load tool (zero loss, no duplicates), when bench/ exists
@@ -41,8 +41,9 @@ source scripts/prereqs.sh
 step "prerequisites"
 prereqs_curl
 prereqs_rust
-if [ -f frontend/package.json ]; then prereqs_node; fi
+prereqs_node # the dashboard, and dynalite (the local DynamoDB)
 prereqs_java
+prereqs_maven
 prereqs_python
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy

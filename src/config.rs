@@ -29,6 +29,10 @@ pub struct Cli {
 pub enum Command {
     /// Serve every route (the default when no subcommand is given).
     Serve,
+    /// Create what is missing of the server's Kafka topics (with their partitions,
+    /// against `--kafka-brokers`) and of its DynamoDB table (against
+    /// `--dynamodb-endpoint`), as the server itself does at start-up.
+    Init,
     /// Create the DynamoDB table and its `UserIdIndex` (against `--dynamodb-endpoint`).
     InitTable {
         /// Delete the table first when it exists.
@@ -163,7 +167,38 @@ pub struct Config {
     pub static_dir: PathBuf,
 }
 
+/// A Kafka topic of the server and the partitions it is created with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    pub name: String,
+    pub partitions: i32,
+}
+
+/// Partitions of the /v3 message topic and of the /v4 fact topic. Every instance
+/// reads all of each (fan-out), so one partition gives one total order at no cost.
+pub const FAN_OUT_PARTITIONS: i32 = 1;
+/// Partitions of the /v4 command topic, keyed by report id: one report's commands
+/// stay in order on one partition while the instances (one consumer group) share
+/// the partitions between them, one writer per report.
+pub const COMMAND_PARTITIONS: i32 = 3;
+
 impl Config {
+    /// Every Kafka topic the server uses, with its partitions. This is the one
+    /// definition: the server creates what is missing at start-up, `sse-server init`
+    /// does the same for `scripts/services.sh`, and `docker-compose.yml` leaves it
+    /// to them.
+    pub fn topics(&self) -> Vec<Topic> {
+        let topic = |name: &String, partitions| Topic {
+            name: name.clone(),
+            partitions,
+        };
+        vec![
+            topic(&self.v3_topic, FAN_OUT_PARTITIONS),
+            topic(&self.v4_command_topic, COMMAND_PARTITIONS),
+            topic(&self.v4_event_topic, FAN_OUT_PARTITIONS),
+        ]
+    }
+
     /// Keep-alive interval for /v2, /v3 and /v4 streams.
     pub fn keep_alive(&self) -> Duration {
         Duration::from_millis(self.keep_alive_ms.unwrap_or(15_000).max(1))

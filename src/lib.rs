@@ -116,7 +116,7 @@ pub async fn build_state(
         hub("v4", bus_ids()),
     );
     let bus = match &config.kafka_brokers {
-        Some(brokers) => Bus::Kafka(Arc::new(KafkaBus::new(brokers)?)),
+        Some(brokers) => Bus::Kafka(Arc::new(KafkaBus::new(brokers, config.topics())?)),
         None => Bus::Memory(MemoryBus::default()),
     };
     let store: Arc<dyn ReportStore> = match &config.dynamodb_endpoint {

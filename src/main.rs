@@ -38,6 +38,38 @@ async fn main() -> anyhow::Result<()> {
             tokio::spawn(cancel_on_signal(shutdown.clone()));
             sse_server::serve(listener, config, shutdown).await
         }
+        Command::Init => {
+            anyhow::ensure!(
+                config.kafka_brokers.is_some() || config.dynamodb_endpoint.is_some(),
+                "`init` creates the topics on --kafka-brokers and the table on --dynamodb-endpoint (or SSE_KAFKA_BROKERS / SSE_DYNAMODB_ENDPOINT): give at least one, before `init`"
+            );
+            if let Some(brokers) = &config.kafka_brokers {
+                let bus = sse_server::bus::KafkaBus::new(brokers, config.topics())?;
+                let created = bus.create_all_topics().await?;
+                for topic in config.topics() {
+                    let state = if created.contains(&topic.name) {
+                        "created"
+                    } else {
+                        "already exists"
+                    };
+                    println!(
+                        "topic {} ({} partitions) {state} at {brokers}",
+                        topic.name, topic.partitions
+                    );
+                }
+            }
+            if let Some(endpoint) = &config.dynamodb_endpoint {
+                let client = sse_server::v4::dynamodb::client(endpoint).await;
+                let created =
+                    sse_server::v4::dynamodb::create_table(&client, &config.table, false).await?;
+                println!(
+                    "table {} {} at {endpoint}",
+                    config.table,
+                    if created { "created" } else { "already exists" }
+                );
+            }
+            Ok(())
+        }
         Command::InitTable { recreate } => {
             let endpoint = config
                 .dynamodb_endpoint

@@ -1,20 +1,16 @@
 #!/usr/bin/env python3
 """kafka_tool.py — a small Kafka client for scripts and tests, from *outside* sse-server.
 
-Why: the tests and scripts/services.sh need to wait for a broker, create topics and
-inject records (including invalid UTF-8) the way another producer would, and Debian's
-kcat (librdkafka 1.x) does not talk to the tansu broker used locally. This tool uses
-confluent-kafka (librdkafka 2.x), installed with
-    python3 -m pip install 'confluent-kafka>=2.3'
+Why: scripts/services.sh needs to wait for the broker, and the tests and scripts/bench.sh
+inject records (including invalid UTF-8) the way another producer would. The topics are
+not created here: sse-server creates them (`sse-server init`, or at start-up). This tool
+uses confluent-kafka (librdkafka 2.x), which scripts/prereqs.sh installs into .local/venv
+(scripts/requirements.txt).
 
 Usage:
     kafka_tool.py wait BROKERS [TIMEOUT_S]
         Exit 0 as soon as the broker answers a metadata request (default timeout 30 s),
         1 on timeout.
-    kafka_tool.py create-topics BROKERS TOPIC[:PARTITIONS] ...
-        Create the topics (default 1 partition, replication factor 1). Idempotent: a
-        topic that already exists is left as it is (a warning is printed when its
-        partition count differs from the one asked for).
     kafka_tool.py produce BROKERS TOPIC [--key KEY] [--timeout S]
         Each stdin line becomes one record; the value is the raw bytes of the line
         without its trailing "\\n" (a "\\r" is kept, invalid UTF-8 is sent as is, an
@@ -39,7 +35,7 @@ import uuid
 
 try:
     from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient
 except ImportError:  # pragma: no cover - depends on the machine
     sys.stderr.write(
         "kafka_tool.py: the Python package confluent-kafka is missing; install it with\n"
@@ -83,63 +79,6 @@ def cmd_wait(args):
         except KafkaException as e:
             last = e.args[0] if e.args else e
         time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
-
-
-def _parse_topic(spec):
-    name, sep, parts = spec.partition(":")
-    if not name:
-        raise SystemExit("kafka_tool.py: empty topic name in %r" % spec)
-    n = 1
-    if sep:
-        try:
-            n = int(parts)
-        except ValueError:
-            raise SystemExit("kafka_tool.py: bad partition count in %r" % spec)
-        if n < 1:
-            raise SystemExit("kafka_tool.py: partition count must be >= 1 in %r" % spec)
-    return name, n
-
-
-def cmd_create_topics(args):
-    wanted = [_parse_topic(s) for s in args.topics]
-    admin = _admin(args.brokers)
-    futures = admin.create_topics(
-        [NewTopic(name, num_partitions=n, replication_factor=1) for name, n in wanted],
-        operation_timeout=args.timeout,
-        request_timeout=args.timeout,
-    )
-    failed = False
-    for name, n in wanted:
-        try:
-            futures[name].result()
-            print("created topic %s (%d partition%s)" % (name, n, "" if n == 1 else "s"))
-        except KafkaException as e:
-            kerr = e.args[0] if e.args else None
-            if isinstance(kerr, KafkaError) and kerr.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                continue
-            _err("could not create topic %s: %s" % (name, kerr or e))
-            failed = True
-    if failed:
-        return 1
-    # Report what the broker now holds (and warn on a partition-count mismatch).
-    deadline = time.monotonic() + args.timeout
-    while True:
-        md = _metadata(admin, args.timeout)
-        missing = [name for name, _ in wanted if name not in md.topics]
-        if not missing or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    for name, n in wanted:
-        t = md.topics.get(name)
-        if t is None:
-            _err("topic %s is not in the broker's metadata" % name)
-            failed = True
-            continue
-        have = len(t.partitions)
-        if have != n:
-            _err("warning: topic %s exists with %d partitions (asked for %d); left as is" % (name, have, n))
-        print("topic %s: %d partition%s" % (name, have, "" if have == 1 else "s"))
-    return 1 if failed else 0
 
 
 def cmd_produce(args):
@@ -240,12 +179,6 @@ def main(argv=None):
     s.add_argument("brokers")
     s.add_argument("timeout", nargs="?", type=float, default=30.0)
     s.set_defaults(fn=cmd_wait)
-
-    s = sub.add_parser("create-topics", help="create topics, idempotently")
-    s.add_argument("brokers")
-    s.add_argument("topics", nargs="+", metavar="TOPIC[:PARTITIONS]")
-    s.add_argument("--timeout", type=float, default=15.0)
-    s.set_defaults(fn=cmd_create_topics)
 
     s = sub.add_parser("produce", help="one record per stdin line")
     s.add_argument("brokers")

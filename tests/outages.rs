@@ -1,13 +1,22 @@
 //! The backing services go away and come back in the middle of a test: the server
 //! answers 503 (never hangs), `/readyz` names the missing service, and everything
 //! works again once it is back, with nothing produced after the restart lost.
-//! One test function: the outages must not overlap other tests of this binary.
+//!
+//! Two ways of going away: stopped (`scripts/services.sh down`, connections
+//! refused) and paused (`services.sh pause`, SIGSTOP: connections hang, as with a
+//! GC pause or a stalled disk) for longer than the producer's timeouts, then resumed.
+//! No restart of sse-server in between, and no restart of a service beyond the one
+//! under test. One test function: the outages must not overlap other tests of this
+//! binary.
 
 mod common;
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-use common::{SseClient, TestServer, eventually, produce_with_python, unique, with_services};
+use common::{
+    PATIENCE, SseClient, TestServer, eventually, produce_with_python, unique, with_services,
+};
 use serde_json::Value;
 
 fn services(action: &str, service: &str) {
@@ -98,13 +107,164 @@ async fn kafka_and_dynamodb_outages() {
         .await
         .expect("JSON");
     assert_eq!(listed.len(), 1, "only the report created after the outage");
-    server.stop().await;
 
-    // tansu 0.6 bug: when an idempotent producer from before its restart (this
-    // server's, announcing the report above) produces again, tansu panics in
-    // `lite::Delegate::idempotent_message_check` ("more or less than one row") and
-    // then answers nothing at all. Apache Kafka does not. Restart it so the tests
-    // after this one get a working broker.
-    services("down", "kafka");
-    services("up", "kafka");
+    kafka_paused(&server, &brokers, &v3_topic).await;
+    dynamodb_paused(&server).await;
+    server.stop().await;
+}
+
+/// The longest a request may take to be refused while a service hangs.
+const REFUSED_WITHIN: Duration = Duration::from_secs(10);
+/// How long a paused service stays paused: longer than every timeout of the
+/// producer (5 s) and of the DynamoDB client (4 s).
+const PAUSE: Duration = Duration::from_secs(13);
+/// How soon after the resume everything must work again.
+const RECOVERED_WITHIN: Duration = Duration::from_secs(30);
+
+/// Sends `request`; it must be answered (whatever the status) within
+/// [`REFUSED_WITHIN`]. Returns the status and how long the answer took.
+async fn answered(request: reqwest::RequestBuilder) -> (u16, Duration) {
+    let started = Instant::now();
+    let response = request
+        .timeout(REFUSED_WITHIN)
+        .send()
+        .await
+        .expect("an answer within 10 s (the server must not hang on a paused service)");
+    (response.status().as_u16(), started.elapsed())
+}
+
+/// Polls `check` until it holds, failing after [`RECOVERED_WITHIN`]; returns how
+/// long it took.
+async fn recovered<F, Fut>(what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < RECOVERED_WITHIN,
+            "{what}: not recovered within {RECOVERED_WITHIN:?} of the resume"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    started.elapsed()
+}
+
+/// Kafka hangs (SIGSTOP) for longer than the producer's timeouts, then resumes.
+async fn kafka_paused(server: &TestServer, brokers: &str, v3_topic: &str) {
+    let http = reqwest::Client::new();
+    let user = unique("paused");
+    let user_id = uuid::Uuid::new_v4();
+    let mut v2 = SseClient::connect(&server.url(&format!("/v2/sse?username={user}"))).await;
+    let mut v3 = SseClient::connect(&server.url(&format!("/v3/sse?username={user}"))).await;
+    let mut v4 = SseClient::connect(&server.url(&format!("/v4/sse?user_id={user_id}"))).await;
+    assert_eq!(v4.next().await.event, "snapshot");
+    let created: Value = http
+        .post(server.url(&format!("/v4/new/report?user_id={user_id}")))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("JSON");
+    let report_id = created["reportId"].as_str().expect("a report id").to_owned();
+    assert_eq!(v4.next().await.event, "new_report");
+    let change = |status: &str| {
+        http.put(server.url(&format!("/v4/report?user_id={user_id}")))
+            .json(&serde_json::json!({"id": report_id, "status": status}))
+    };
+
+    services("pause", "kafka");
+    let paused_at = Instant::now();
+    let (code, took) = answered(
+        http.post(server.url(&format!("/v3/message?username={user}")))
+            .body("while paused"),
+    )
+    .await;
+    assert_eq!(code, 503, "POST /v3/message while Kafka is paused");
+    eprintln!("kafka paused: POST /v3/message answered {code} in {took:?}");
+    let (code, took) = answered(change("queued")).await;
+    assert_eq!(code, 503, "PUT /v4/report while Kafka is paused");
+    eprintln!("kafka paused: PUT /v4/report answered {code} in {took:?}");
+    eventually("/readyz to name Kafka while it is paused", || async {
+        let (code, body) = readyz(server).await;
+        code == 503 && body.contains("kafka")
+    })
+    .await;
+    let posted = server
+        .post(&format!("/v2/message?username={user}"), "v2 flows")
+        .await;
+    assert_eq!(posted.status(), 202, "/v2 does not depend on Kafka");
+    assert_eq!(v2.next().await.data, "v2 flows");
+    // The pause lasts longer than the producer's own timeouts, whatever the
+    // requests above took.
+    tokio::time::sleep(PAUSE.saturating_sub(paused_at.elapsed())).await;
+    services("resume", "kafka");
+
+    let took = recovered("POST /v3/message", || async {
+        matches!(
+            http.post(server.url(&format!("/v3/message?username={user}")))
+                .body("after the pause")
+                .timeout(REFUSED_WITHIN)
+                .send()
+                .await,
+            Ok(r) if r.status() == 202
+        )
+    })
+    .await;
+    eprintln!("kafka resumed: POST /v3/message accepted after {took:?}");
+    // The stream that stayed open receives it (once, however many tries it took:
+    // a refused POST was not published).
+    let got = v3.next().await;
+    assert_eq!(got.data, "after the pause");
+    let line = format!("{user}:from a producer");
+    produce_with_python(brokers, v3_topic, &user, &[line.as_bytes()]);
+    assert_eq!(v3.next().await.data, "from a producer");
+    let took = recovered("PUT /v4/report", || async {
+        matches!(change("queued").timeout(REFUSED_WITHIN).send().await, Ok(r) if r.status() == 202)
+    })
+    .await;
+    eprintln!("kafka resumed: PUT /v4/report accepted after {took:?}");
+    let update = v4.next().await;
+    assert_eq!(update.event, "report_status_update");
+    assert!(update.data.contains("queued"), "{}", update.data);
+    let took = recovered("/readyz", || async { readyz(server).await.0 == 200 }).await;
+    eprintln!("kafka resumed: /readyz 200 after {took:?}");
+}
+
+/// DynamoDB hangs (SIGSTOP) for longer than the client's timeouts, then resumes.
+async fn dynamodb_paused(server: &TestServer) {
+    let http = reqwest::Client::new();
+    let user_id = uuid::Uuid::new_v4();
+    let create = || http.post(server.url(&format!("/v4/new/report?user_id={user_id}")));
+
+    services("pause", "dynamodb");
+    let paused_at = Instant::now();
+    let (code, took) = answered(create()).await;
+    assert_eq!(code, 503, "POST /v4/new/report while DynamoDB is paused");
+    eprintln!("dynamodb paused: POST /v4/new/report answered {code} in {took:?}");
+    let (code, took) = answered(http.get(server.url("/readyz"))).await;
+    assert_eq!(code, 503, "/readyz while DynamoDB is paused");
+    eprintln!("dynamodb paused: /readyz answered {code} in {took:?}");
+    tokio::time::sleep(PAUSE.saturating_sub(paused_at.elapsed())).await;
+    services("resume", "dynamodb");
+
+    let took = recovered("POST /v4/new/report", || async {
+        matches!(create().timeout(REFUSED_WITHIN).send().await, Ok(r) if r.status() == 201)
+    })
+    .await;
+    eprintln!("dynamodb resumed: POST /v4/new/report created after {took:?}");
+    let listed: Vec<Value> = tokio::time::timeout(
+        PATIENCE,
+        http.get(server.url(&format!("/v4/reports?user_id={user_id}")))
+            .send(),
+    )
+    .await
+    .expect("list in time")
+    .expect("list")
+    .json()
+    .await
+    .expect("JSON");
+    assert_eq!(listed.len(), 1, "only the report created after the resume");
 }

@@ -9,11 +9,17 @@
 //! after each handled record. Both loops retry forever: librdkafka reconnects to a
 //! broker that comes back by itself; a reader task that dies is restarted (see
 //! [`KafkaBus::consume`]). The producer is idempotent (`enable.idempotence`), so a
-//! retried send neither duplicates nor reorders records of a partition.
+//! retried send neither duplicates nor reorders records of a partition; a producer
+//! that librdkafka declares failed for good (a fatal error) is replaced by a new
+//! one on the next publish or readiness check, so the server never needs a restart
+//! to publish again.
+//!
+//! Topics are created with the partitions [`Config::topics`](crate::config::Config::topics)
+//! gives them: the broker is expected to have topic auto-creation off.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -28,18 +34,24 @@ use tokio_util::sync::CancellationToken;
 use super::{
     Backoff, BusError, Failure, Group, ReaderHealth, Readers, Record, handle_until_done, supervise,
 };
+use crate::config::Topic;
 use crate::metrics::{Metrics, TopicLabel};
 
 /// How long a publish may wait for the broker's acknowledgement.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after a consumer error, so a persistent error cannot spin.
 const ERROR_PAUSE: Duration = Duration::from_millis(50);
-/// Partitions for topics this server creates when they are missing.
-const PARTITIONS: i32 = 3;
+/// How long the broker may hold a fetch that found nothing. Apache Kafka answers a
+/// fetch as soon as a record arrives, so this costs no latency; it only sets how
+/// often an idle reader asks (librdkafka's own default).
+const FETCH_WAIT: Duration = Duration::from_millis(500);
 
 pub struct KafkaBus {
     brokers: String,
-    producer: FutureProducer,
+    /// The server's topics, created with these partitions when missing.
+    topics: Vec<Topic>,
+    /// Replaced when librdkafka reports a fatal error (see the module doc).
+    producer: RwLock<FutureProducer>,
     /// Unique per process: names this instance's own consumer group.
     instance: String,
     /// Every reader's health, for readiness and the lag gauge.
@@ -52,29 +64,64 @@ fn client_config(brokers: &str) -> ClientConfig {
         .set("bootstrap.servers", brokers)
         .set("client.id", "sse-server")
         .set("reconnect.backoff.max.ms", "2000")
-        .set("socket.connection.setup.timeout.ms", "5000");
+        .set("socket.connection.setup.timeout.ms", "5000")
+        // Small records, sent at once: Nagle's algorithm would hold them back.
+        .set("socket.nagle.disable", "true");
     config
 }
 
+fn new_producer(brokers: &str) -> anyhow::Result<FutureProducer> {
+    Ok(client_config(brokers)
+        .set(
+            "message.timeout.ms",
+            PUBLISH_TIMEOUT.as_millis().to_string(),
+        )
+        .set("acks", "all")
+        // The broker drops a retried batch it already has and keeps each
+        // partition's records in the order sent: no duplicates, no overtaking.
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "1")
+        .create()?)
+}
+
 impl KafkaBus {
-    pub fn new(brokers: &str) -> anyhow::Result<KafkaBus> {
-        let producer: FutureProducer = client_config(brokers)
-            .set(
-                "message.timeout.ms",
-                PUBLISH_TIMEOUT.as_millis().to_string(),
-            )
-            .set("acks", "all")
-            // The broker drops a retried batch it already has and keeps each
-            // partition's records in the order sent: no duplicates, no overtaking.
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "1")
-            .create()?;
+    /// A bus on `brokers` for the server's `topics`.
+    pub fn new(brokers: &str, topics: Vec<Topic>) -> anyhow::Result<KafkaBus> {
         Ok(KafkaBus {
             brokers: brokers.to_owned(),
-            producer,
+            topics,
+            producer: RwLock::new(new_producer(brokers)?),
             instance: uuid::Uuid::new_v4().simple().to_string(),
             readers: Readers::default(),
         })
+    }
+
+    /// The current producer; first replaces it when librdkafka has declared it
+    /// failed for good (an idempotent producer whose state it cannot recover).
+    fn producer(&self) -> FutureProducer {
+        let current = self
+            .producer
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let Some((code, why)) = current.client().fatal_error() else {
+            return current;
+        };
+        let mut slot = self.producer.write().unwrap_or_else(PoisonError::into_inner);
+        // Another caller may have replaced it already.
+        if slot.client().fatal_error().is_none() {
+            return slot.clone();
+        }
+        match new_producer(&self.brokers) {
+            Ok(fresh) => {
+                tracing::error!("the Kafka producer failed for good ({code:?}: {why}); replaced it");
+                *slot = fresh;
+            }
+            Err(e) => tracing::error!(
+                "the Kafka producer failed for good ({code:?}: {why}) and cannot be replaced yet: {e}"
+            ),
+        }
+        slot.clone()
     }
 
     pub async fn publish(
@@ -87,14 +134,14 @@ impl KafkaBus {
         if let Some(key) = key {
             record = record.key(key);
         }
-        match self.producer.send(record, PUBLISH_TIMEOUT).await {
+        match self.producer().send(record, PUBLISH_TIMEOUT).await {
             Ok(delivery) => Ok((delivery.partition, delivery.offset)),
             Err((e, _)) => Err(BusError::Unavailable(e.to_string())),
         }
     }
 
     pub async fn ready(&self) -> Result<(), String> {
-        let producer = self.producer.clone();
+        let producer = self.producer();
         let metadata = tokio::task::spawn_blocking(move || {
             producer
                 .client()
@@ -188,17 +235,15 @@ impl KafkaBus {
         handled: Option<Vec<i64>>,
     ) -> anyhow::Result<(Arc<StreamConsumer>, CatchUp)> {
         self.create_topic(topic).await?;
-        let (group_id, fetch_wait) = match group {
-            Group::EachInstance(fan_out) => {
-                (format!("sse-server-{}", self.instance), fan_out.fetch_wait)
-            }
-            Group::Shared(name) => (name.clone(), super::LIVE_FETCH_WAIT),
+        let group_id = match group {
+            Group::EachInstance(_) => format!("sse-server-{}", self.instance),
+            Group::Shared(name) => name.clone(),
         };
         let consumer: StreamConsumer = client_config(&self.brokers)
             .set("group.id", &group_id)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", fetch_wait.as_millis().to_string())
+            .set("fetch.wait.max.ms", FETCH_WAIT.as_millis().to_string())
             // An instance that died is noticed within seconds and its
             // partitions go to the others.
             .set("session.timeout.ms", "10000")
@@ -228,17 +273,38 @@ impl KafkaBus {
 
     /// Creates `topic` unless it exists, so a fresh broker works out of the box.
     async fn create_topic(&self, topic: &str) -> anyhow::Result<()> {
+        let Some(spec) = self.topics.iter().find(|t| t.name == topic) else {
+            anyhow::bail!("{topic} is not one of this server's topics");
+        };
+        self.create_topics(std::slice::from_ref(spec)).await?;
+        Ok(())
+    }
+
+    /// Creates every topic of the server that is missing (`sse-server init`);
+    /// returns the names of those it created.
+    pub async fn create_all_topics(&self) -> anyhow::Result<Vec<String>> {
+        self.create_topics(&self.topics).await
+    }
+
+    async fn create_topics(&self, topics: &[Topic]) -> anyhow::Result<Vec<String>> {
         let admin: AdminClient<DefaultClientContext> = client_config(&self.brokers).create()?;
-        let new = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
+        let new: Vec<NewTopic> = topics
+            .iter()
+            .map(|t| NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1)))
+            .collect();
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
-        for result in admin.create_topics([&new], &options).await? {
+        let mut created = Vec::new();
+        for result in admin.create_topics(&new, &options).await? {
             match result {
-                Ok(_) => tracing::info!(topic, "created Kafka topic"),
+                Ok(topic) => {
+                    tracing::info!(topic, "created Kafka topic");
+                    created.push(topic);
+                }
                 Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((_, e)) => anyhow::bail!("cannot create topic {topic}: {e}"),
+                Err((topic, e)) => anyhow::bail!("cannot create topic {topic}: {e}"),
             }
         }
-        Ok(())
+        Ok(created)
     }
 }
 
@@ -467,7 +533,7 @@ fn assign_from(consumer: &StreamConsumer, topic: &str, start: Start) -> anyhow::
 /// records failed.
 pub async fn produce_lines(brokers: &str, topic: &str, key: Option<&str>) -> anyhow::Result<usize> {
     use tokio::io::AsyncBufReadExt;
-    let bus = KafkaBus::new(brokers)?;
+    let bus = KafkaBus::new(brokers, Vec::new())?;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).split(b'\n');
     let mut failed = 0;
     while let Some(mut line) = lines.next_segment().await? {

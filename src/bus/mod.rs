@@ -69,19 +69,7 @@ pub enum Group {
 pub struct FanOut {
     pub since: Duration,
     pub reading_from: Arc<ReadingFrom>,
-    /// How long the broker may hold a fetch that found nothing.
-    pub fetch_wait: Duration,
 }
-
-/// The fetch wait of readers whose records go on to browsers. Apache Kafka answers a
-/// fetch as soon as a record arrives, so there it only bounds idle round trips; tansu
-/// 0.6 sleeps this long after every poll of its storage (`service/fetch.rs`), which
-/// makes it both the latency floor (one to two waits) and the broker's idle cost (one
-/// storage poll per partition per wait).
-pub const LIVE_FETCH_WAIT: Duration = Duration::from_millis(20);
-/// The fetch wait of readers no one waits on (the command sweeper, which acts only on
-/// commands seconds old): 25 times fewer idle polls than a live reader.
-pub const BACKGROUND_FETCH_WAIT: Duration = Duration::from_millis(500);
 
 /// Told, per partition, the first offset a fan-out reader reads.
 pub type ReadingFrom = dyn Fn(&[i64]) + Send + Sync;
@@ -92,17 +80,6 @@ impl FanOut {
         Group::EachInstance(FanOut {
             since,
             reading_from: Arc::new(reading_from),
-            fetch_wait: LIVE_FETCH_WAIT,
-        })
-    }
-
-    /// A fan-out group reading the last `since` for a reader where a record may wait
-    /// [`BACKGROUND_FETCH_WAIT`] to be read.
-    pub fn background_group(since: Duration) -> Group {
-        Group::EachInstance(FanOut {
-            since,
-            reading_from: Arc::new(|_| {}),
-            fetch_wait: BACKGROUND_FETCH_WAIT,
         })
     }
 }
@@ -111,7 +88,6 @@ impl std::fmt::Debug for FanOut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FanOut")
             .field("since", &self.since)
-            .field("fetch_wait", &self.fetch_wait)
             .finish()
     }
 }

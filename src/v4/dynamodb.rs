@@ -32,6 +32,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, KeysAndAttributes, Projection, ProjectionType, ReturnValue, ScalarAttributeType,
+    TableStatus,
 };
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -59,8 +60,8 @@ pub struct DynamoStore {
 }
 
 /// An SDK client for `endpoint`. Against a local endpoint with no credentials or
-/// region configured, dummy credentials and `us-east-1` are used (DynamoDB Local
-/// accepts any). Calls time out quickly so that an outage becomes a 503, not a hang.
+/// region configured, dummy credentials and `us-east-1` are used (a local server
+/// such as dynalite accepts any). Calls time out quickly so that an outage becomes a 503, not a hang.
 pub async fn client(endpoint: &str) -> Client {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .endpoint_url(endpoint)
@@ -89,20 +90,62 @@ pub async fn client(endpoint: &str) -> Client {
     Client::new(&loader.load().await)
 }
 
-/// Creates the table and its index; `recreate` deletes an existing one first.
-/// Returns `false` when the table already existed (and was kept).
+/// How long [`create_table`] waits for a table to be deleted or to become ACTIVE.
+const TABLE_WAIT: Duration = Duration::from_secs(30);
+
+/// The table's status, `None` when there is no such table.
+async fn table_status(client: &Client, table: &str) -> anyhow::Result<Option<TableStatus>> {
+    match client.describe_table().table_name(table).send().await {
+        Ok(found) => Ok(Some(
+            found
+                .table()
+                .and_then(|t| t.table_status().cloned())
+                .unwrap_or(TableStatus::Active),
+        )),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::anyhow!("{}", DisplayErrorContext(e))),
+    }
+}
+
+/// Waits until `done` holds for the table's status (DynamoDB, and dynalite, create
+/// and delete tables asynchronously).
+async fn wait_for_table(
+    client: &Client,
+    table: &str,
+    what: &str,
+    done: impl Fn(Option<&TableStatus>) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + TABLE_WAIT;
+    while !done(table_status(client, table).await?.as_ref()) {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "table {table} is not {what} after {TABLE_WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Creates the table and its index and waits until it is ACTIVE; `recreate`
+/// deletes an existing one first. Returns `false` when the table already existed
+/// (and was kept).
 pub async fn create_table(client: &Client, table: &str, recreate: bool) -> anyhow::Result<bool> {
-    let exists = client
-        .describe_table()
-        .table_name(table)
-        .send()
-        .await
-        .is_ok();
+    let active = |status: Option<&TableStatus>| status == Some(&TableStatus::Active);
+    let exists = table_status(client, table).await?.is_some();
     if exists && !recreate {
+        wait_for_table(client, table, "ACTIVE", active).await?;
         return Ok(false);
     }
     if exists {
-        client.delete_table().table_name(table).send().await?;
+        client
+            .delete_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))?;
+        wait_for_table(client, table, "deleted", |status| status.is_none()).await?;
     }
     let key = |name: &str, kind| {
         KeySchemaElement::builder()
@@ -137,6 +180,7 @@ pub async fn create_table(client: &Client, table: &str, recreate: bool) -> anyho
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))?;
+    wait_for_table(client, table, "ACTIVE", active).await?;
     Ok(true)
 }
 

@@ -3,9 +3,10 @@
 //!
 //! Why: the writers share a consumer group, and the broker hands each partition to
 //! one of them. When that instance dies, its partitions wait until the broker gives
-//! them to another member. Apache Kafka does after `session.timeout.ms`; tansu 0.6
-//! never does (it does not evict a member that died without leaving), so those
-//! commands, all acknowledged with 202, would wait forever.
+//! them to another member, which Apache Kafka does after the consumer's
+//! `session.timeout.ms` (10 s here) and a rebalance; a broker or managed service
+//! that is slower to notice, or a member that hangs without dying, would leave
+//! those commands, all acknowledged with 202, waiting longer still.
 //!
 //! How: every instance reads the command topic itself (fan-out, from `now −
 //! --history-window` at start, like the fact topic) and notes each command as
@@ -137,7 +138,7 @@ pub fn start(app: &Arc<AppState>, sweeper: Arc<Sweeper>) {
     let reader = sweeper.clone();
     app.bus.consume(
         &app.config.v4_command_topic,
-        FanOut::background_group(app.config.history_window),
+        FanOut::group(app.config.history_window, |_| {}),
         app.metrics.clone(),
         app.shutdown.clone(),
         move |record| {
