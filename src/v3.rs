@@ -133,7 +133,7 @@ async fn publish(app: &AppState, username: &str, text: &str) -> Result<Response,
         .await
         .map_err(|e| {
             ApiError::unavailable(format!(
-                "Kafka did not accept the message ({e}). Check that the broker is running and retry"
+                "Kafka did not acknowledge the message in time ({e}). If the broker received it, it is still delivered; check that the broker is running and retry"
             ))
         })?;
     let local = app

@@ -107,7 +107,11 @@ fn command(user: Uuid, report: &str, from: &str, to: &str, version: u64) -> Valu
 /// Writes records to the command topic directly, keyed by `key` (so they share
 /// its partition).
 async fn produce(config: &Config, key: &str, payloads: &[Vec<u8>]) {
-    let bus = KafkaBus::new(config.kafka_brokers.as_deref().expect("brokers"), config.topics()).expect("producer");
+    let bus = KafkaBus::new(
+        config.kafka_brokers.as_deref().expect("brokers"),
+        config.topics(),
+    )
+    .expect("producer");
     for payload in payloads {
         bus.publish(&config.v4_command_topic, Some(key), payload)
             .await

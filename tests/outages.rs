@@ -160,19 +160,22 @@ async fn kafka_paused(server: &TestServer, brokers: &str, v3_topic: &str) {
     let mut v3 = SseClient::connect(&server.url(&format!("/v3/sse?username={user}"))).await;
     let mut v4 = SseClient::connect(&server.url(&format!("/v4/sse?user_id={user_id}"))).await;
     assert_eq!(v4.next().await.event, "snapshot");
-    let created: Value = http
-        .post(server.url(&format!("/v4/new/report?user_id={user_id}")))
+    let create = || http.post(server.url(&format!("/v4/new/report?user_id={user_id}")));
+    let created: Value = create()
         .send()
         .await
         .expect("create")
         .json()
         .await
         .expect("JSON");
-    let report_id = created["reportId"].as_str().expect("a report id").to_owned();
+    let report_id = created["reportId"]
+        .as_str()
+        .expect("a report id")
+        .to_owned();
     assert_eq!(v4.next().await.event, "new_report");
-    let change = |status: &str| {
+    let change = |id: &str, status: &str| {
         http.put(server.url(&format!("/v4/report?user_id={user_id}")))
-            .json(&serde_json::json!({"id": report_id, "status": status}))
+            .json(&serde_json::json!({"id": id, "status": status}))
     };
 
     services("pause", "kafka");
@@ -184,7 +187,7 @@ async fn kafka_paused(server: &TestServer, brokers: &str, v3_topic: &str) {
     .await;
     assert_eq!(code, 503, "POST /v3/message while Kafka is paused");
     eprintln!("kafka paused: POST /v3/message answered {code} in {took:?}");
-    let (code, took) = answered(change("queued")).await;
+    let (code, took) = answered(change(&report_id, "queued")).await;
     assert_eq!(code, 503, "PUT /v4/report while Kafka is paused");
     eprintln!("kafka paused: PUT /v4/report answered {code} in {took:?}");
     eventually("/readyz to name Kafka while it is paused", || async {
@@ -214,21 +217,51 @@ async fn kafka_paused(server: &TestServer, brokers: &str, v3_topic: &str) {
     })
     .await;
     eprintln!("kafka resumed: POST /v3/message accepted after {took:?}");
-    // The stream that stayed open receives it (once, however many tries it took:
-    // a refused POST was not published).
-    let got = v3.next().await;
+    // The stream that stayed open receives it. A 503 means "not acknowledged in
+    // time", not "not written": the broker may still append the record it had
+    // received when it stopped, so "while paused" may come first (at most once).
+    let mut got = v3.next().await;
+    if got.data == "while paused" {
+        eprintln!("kafka resumed: the POST refused with 503 was delivered after all");
+        got = v3.next().await;
+    }
     assert_eq!(got.data, "after the pause");
     let line = format!("{user}:from a producer");
     produce_with_python(brokers, v3_topic, &user, &[line.as_bytes()]);
     assert_eq!(v3.next().await.data, "from a producer");
+    // The same holds for the refused change: it may still be applied. A report
+    // made after the resume shows the route and the open stream working.
+    let took = recovered("POST /v4/new/report", || async {
+        matches!(create().timeout(REFUSED_WITHIN).send().await, Ok(r) if r.status() == 201)
+    })
+    .await;
+    eprintln!("kafka resumed: POST /v4/new/report created after {took:?}");
+    let fresh = loop {
+        let event = v4.next().await;
+        let data: Value = serde_json::from_str(&event.data).expect("JSON event");
+        match event.event.as_str() {
+            "new_report" => break data["reportId"].as_str().expect("id").to_owned(),
+            "report_status_update" if data["id"] == report_id.as_str() => {
+                eprintln!("kafka resumed: the change refused with 503 was applied after all");
+            }
+            other => panic!("unexpected {other} event: {data}"),
+        }
+    };
     let took = recovered("PUT /v4/report", || async {
-        matches!(change("queued").timeout(REFUSED_WITHIN).send().await, Ok(r) if r.status() == 202)
+        matches!(change(&fresh, "queued").timeout(REFUSED_WITHIN).send().await, Ok(r) if r.status() == 202)
     })
     .await;
     eprintln!("kafka resumed: PUT /v4/report accepted after {took:?}");
-    let update = v4.next().await;
-    assert_eq!(update.event, "report_status_update");
-    assert!(update.data.contains("queued"), "{}", update.data);
+    loop {
+        let update = v4.next().await;
+        assert_eq!(update.event, "report_status_update", "{update:?}");
+        let data: Value = serde_json::from_str(&update.data).expect("JSON event");
+        if data["id"] == fresh.as_str() {
+            assert_eq!(data["status"], "queued");
+            break;
+        }
+        assert_eq!(data["id"], report_id.as_str(), "{data}");
+    }
     let took = recovered("/readyz", || async { readyz(server).await.0 == 200 }).await;
     eprintln!("kafka resumed: /readyz 200 after {took:?}");
 }
@@ -250,11 +283,23 @@ async fn dynamodb_paused(server: &TestServer) {
     tokio::time::sleep(PAUSE.saturating_sub(paused_at.elapsed())).await;
     services("resume", "dynamodb");
 
+    let created = std::sync::Mutex::new(None);
     let took = recovered("POST /v4/new/report", || async {
-        matches!(create().timeout(REFUSED_WITHIN).send().await, Ok(r) if r.status() == 201)
+        match create().timeout(REFUSED_WITHIN).send().await {
+            Ok(r) if r.status() == 201 => {
+                let report: Value = r.json().await.expect("JSON");
+                *created.lock().expect("lock") = Some(report["reportId"].clone());
+                true
+            }
+            _ => false,
+        }
     })
     .await;
     eprintln!("dynamodb resumed: POST /v4/new/report created after {took:?}");
+    let created = created
+        .into_inner()
+        .expect("lock")
+        .expect("a created report");
     let listed: Vec<Value> = tokio::time::timeout(
         PATIENCE,
         http.get(server.url(&format!("/v4/reports?user_id={user_id}")))
@@ -266,5 +311,11 @@ async fn dynamodb_paused(server: &TestServer) {
     .json()
     .await
     .expect("JSON");
-    assert_eq!(listed.len(), 1, "only the report created after the resume");
+    // A 503 means "not acknowledged in time": the paused server may still carry out
+    // the write it had received (seen with dynalite), so that report may exist too.
+    assert!(
+        listed.iter().any(|r| r["reportId"] == created),
+        "the report created after the resume is listed: {listed:?}"
+    );
+    assert!(listed.len() <= 2, "{listed:?}");
 }

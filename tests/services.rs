@@ -114,7 +114,11 @@ async fn a_redelivered_command_is_applied_and_announced_once() {
         expected_version: 1,
         requested_at: Utc::now(),
     };
-    let bus = KafkaBus::new(config.kafka_brokers.as_deref().expect("brokers"), config.topics()).expect("bus");
+    let bus = KafkaBus::new(
+        config.kafka_brokers.as_deref().expect("brokers"),
+        config.topics(),
+    )
+    .expect("bus");
     let payload = serde_json::to_vec(&command).expect("JSON");
     for _ in 0..2 {
         bus.publish(&config.v4_command_topic, Some(&report), &payload)

@@ -107,14 +107,19 @@ impl KafkaBus {
         let Some((code, why)) = current.client().fatal_error() else {
             return current;
         };
-        let mut slot = self.producer.write().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self
+            .producer
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         // Another caller may have replaced it already.
         if slot.client().fatal_error().is_none() {
             return slot.clone();
         }
         match new_producer(&self.brokers) {
             Ok(fresh) => {
-                tracing::error!("the Kafka producer failed for good ({code:?}: {why}); replaced it");
+                tracing::error!(
+                    "the Kafka producer failed for good ({code:?}: {why}); replaced it"
+                );
                 *slot = fresh;
             }
             Err(e) => tracing::error!(

@@ -102,7 +102,10 @@ async fn table_status(client: &Client, table: &str) -> anyhow::Result<Option<Tab
                 .and_then(|t| t.table_status().cloned())
                 .unwrap_or(TableStatus::Active),
         )),
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
             Ok(None)
         }
         Err(e) => Err(anyhow::anyhow!("{}", DisplayErrorContext(e))),

@@ -158,7 +158,7 @@ async fn change(
         .await
         .map_err(|e| {
             ApiError::unavailable(format!(
-                "Kafka did not accept the change ({e}). Check that the broker is running and retry"
+                "Kafka did not acknowledge the change in time ({e}). If the broker received it, it is still applied; check that the broker is running and retry (a change already applied gets 409)"
             ))
         })?;
     Ok((
