@@ -31,8 +31,9 @@ def main():
     p.add_argument(
         "--fetch-wait-ms",
         type=int,
-        help="fetch.wait.max.ms (default: librdkafka's own, 500); the longest a fetch "
-        "waits at the broker for records",
+        default=500,
+        help="fetch.wait.max.ms (default 500, the wait of sse-server's readers); the "
+        "longest a fetch waits at the broker when it has no records to return",
     )
     args = p.parse_args()
 
@@ -41,9 +42,8 @@ def main():
         # Required by the client; with assign() and no commits the group is never joined.
         "group.id": "sse-bench-floor-%s" % uuid.uuid4(),
         "enable.auto.commit": False,
+        "fetch.wait.max.ms": args.fetch_wait_ms,
     }
-    if args.fetch_wait_ms is not None:
-        config["fetch.wait.max.ms"] = args.fetch_wait_ms
     consumer = Consumer(config)
     md = consumer.list_topics(args.topic, timeout=10)
     topic = md.topics.get(args.topic)

@@ -2,11 +2,18 @@
 # scripts/bench.sh — load-test sse-server with the sse-bench tool (bench/) and write
 # docs/BENCHMARKS.md plus the PNG charts in docs/.
 #
-#   scripts/bench.sh           every scenario (about 15 minutes): idle 1k/10k/19k,
+#   scripts/bench.sh           every scenario (about 20 minutes): idle 1k/10k/19k,
 #                              fan-out to 1k and 10k at rising rates until p99 > 100 ms,
 #                              unicast 1,000 users, 1 % stalled readers (each pair 3 times),
 #                              Kafka ingest beside a plain consumer (the broker floor),
-#                              and the broker's CPU while an instance idles
+#                              the broker's CPU while an instance idles, and how long a
+#                              starting instance re-reads 10 minutes of history
+#   scripts/bench.sh --kafka   only the Kafka scenarios (kafka-1k, kafka-10k, kafka-idle,
+#                              kafka-catchup; a few minutes), then rewrites only the Kafka
+#                              part of docs/BENCHMARKS.md (the "Kafka ingest" section and
+#                              the Kafka goals, between their <!-- kafka...:begin/end -->
+#                              markers); the other results and the rest of the page stay.
+#                              Fails, leaving the page alone, when no broker can be had
 #   scripts/bench.sh --smoke   one short unicast run (300 streams, 3 s) against a freshly
 #                              started server (embedded default); exits non-zero on any
 #                              lost or duplicated event (scripts/test.sh calls this)
@@ -24,11 +31,20 @@
 # server per pair and the order alternating, since one run's noise is larger than the
 # effect; the report shows their medians.
 #
-# Kafka (sse-server only): kafka-1k and kafka-10k run bench/kafka_floor.py, a plain
-# confluent-kafka consumer on the same topic, beside the server (`broker_floor` in their
-# JSON: record → consumer latency from the same scheduled times); kafka-idle samples the
-# broker's CPU (utime+stime of the Kafka JVM in /proc) for $BENCH_IDLE_SECS without and then
-# with an idle sse-server --kafka-brokers, and writes kafka-idle.json.
+# Kafka (sse-server only; the broker is started with scripts/services.sh when it is not
+# running, and stopped again afterwards): kafka-1k and kafka-10k run bench/kafka_floor.py,
+# a plain confluent-kafka consumer on the same topic with the same fetch.wait.max.ms as the
+# server's readers (500 ms), beside the server (`broker_floor` in their JSON: record →
+# consumer latency from the same scheduled times); kafka-idle samples the broker's CPU
+# (utime+stime of the Kafka JVM in /proc) for $BENCH_IDLE_SECS without and then with an
+# idle sse-server --kafka-brokers, and writes kafka-idle.json. kafka-catchup creates a
+# fresh topic bench-catchup-<unix time> (`sse-server init`, with fresh, empty v4 topics
+# beside it), writes $BENCH_CATCHUP_RECORDS v3 records to it (bench/kafka_catchup.py
+# produce: 600,000 = 10 minutes at 1,000 records/s, all within --history-window), starts
+# sse-server on it and polls /readyz every 50 ms from the spawn until 200 (the seconds not
+# ready; the server's VmRSS once ready), then times a plain consumer reading the same
+# records from offset 0 (the broker floor), deletes the topics and writes
+# kafka-catchup.json.
 #
 # The full run then repeats the HTTP scenarios (idle, fan-out, unicast, stalled; not
 # Kafka) against Nchan, the nginx pub/sub module, as a peer: installed from Debian when
@@ -41,10 +57,14 @@
 #   BENCH_PORT            port of the server started here (default 3990)
 #   BENCH_QUEUE           --queue of that server (default 1024, the server's default)
 #   BENCH_KAFKA_BROKERS   broker for the Kafka scenario (default 127.0.0.1:9092)
-#   BENCH_SKIP_KAFKA=1    leave out the Kafka scenarios
+#   BENCH_SKIP_KAFKA=1    leave out the Kafka scenarios (full run; --kafka runs them anyway)
 #   BENCH_KAFKA_FLOOR_FETCH_WAIT_MS
-#                         fetch.wait.max.ms of the broker-floor consumer (default 20)
+#                         fetch.wait.max.ms of the broker-floor consumers (default 500, the
+#                         wait of the server's readers)
 #   BENCH_IDLE_SECS       length of each kafka-idle CPU sample (default 20)
+#   BENCH_CATCHUP_RECORDS records kafka-catchup writes and re-reads (default 600000;
+#                         60000 with BENCH_QUICK=1)
+#   BENCH_CATCHUP_TIMEOUT seconds kafka-catchup waits for /readyz to answer 200 (default 600)
 #   BENCH_QUICK=1         fewer, shorter runs (to try the script out)
 #   BENCH_SERVER_BIN      measure this server binary instead of building target/release/sse-server
 #                         (--smoke too: instead of the freshest of target/{release,debug})
@@ -62,13 +82,14 @@ source scripts/prereqs.sh
 MODE=full
 case "${1:-}" in
     --smoke) MODE=smoke ;;
+    --kafka) MODE=kafka ;;
     "") ;;
     -h | --help)
-        sed -n '2,54p' "$0"
+        sed -n '2,74p' "$0"
         exit 0
         ;;
     *)
-        echo "usage: scripts/bench.sh [--smoke]" >&2
+        echo "usage: scripts/bench.sh [--smoke | --kafka]" >&2
         exit 2
         ;;
 esac
@@ -78,8 +99,11 @@ QUEUE=${BENCH_QUEUE:-1024}
 KAFKA=${BENCH_KAFKA_BROKERS:-127.0.0.1:9092}
 QUICK=${BENCH_QUICK:-0}
 PEERS=${BENCH_PEERS-nchan}
-FLOOR_FETCH_WAIT_MS=${BENCH_KAFKA_FLOOR_FETCH_WAIT_MS:-20}
+FLOOR_FETCH_WAIT_MS=${BENCH_KAFKA_FLOOR_FETCH_WAIT_MS:-500}
 IDLE_SECS=${BENCH_IDLE_SECS:-20}
+CATCHUP_RECORDS=${BENCH_CATCHUP_RECORDS:-600000}
+[ "$QUICK" = 1 ] && CATCHUP_RECORDS=${BENCH_CATCHUP_RECORDS:-60000}
+CATCHUP_TIMEOUT=${BENCH_CATCHUP_TIMEOUT:-600}
 NCHAN_PORT=${BENCH_NCHAN_PORT:-3991}
 OUT=bench/target/results
 BENCH=bench/target/release/sse-bench
@@ -121,7 +145,16 @@ stop_server() {
         SERVER_PIDS=""
     fi
 }
-trap stop_server EXIT
+# Set while a broker that bench.sh started runs: stopped again on the way out.
+STARTED_KAFKA=0
+stop_started_kafka() {
+    if [ "$STARTED_KAFKA" = 1 ]; then
+        log "stopping the Kafka broker started for the Kafka scenarios"
+        scripts/services.sh down kafka || true
+        STARTED_KAFKA=0
+    fi
+}
+trap 'stop_server; stop_started_kafka' EXIT
 
 # start_server [extra server flags...]: a fresh server on $PORT, ready when this returns.
 start_server() {
@@ -299,7 +332,7 @@ print("smoke: %d streams, %d events expected, %d received, lost %d, duplicated %
     exit $rc
 fi
 
-# ---------------------------------------------------------------- full run
+# ---------------------------------------------------------------- full run (and --kafka)
 if [ -n "${BENCH_SERVER_BIN:-}" ]; then
     SERVER_BIN=$BENCH_SERVER_BIN
 else
@@ -310,15 +343,25 @@ else
     SERVER_BIN=target/release/sse-server
 fi
 build_bench
-rm -f "$OUT"/*.json "$OUT"/*.png "$OUT"/*-skipped "$OUT/commands.tsv"
-rm -rf "$OUT/peers"
-: >"$OUT/server.log"
-date -u +%Y-%m-%dT%H:%M:%SZ >"$OUT/started"
-SERVER_ARGS=()
-if scripts/services.sh status kafka >/dev/null 2>&1; then
-    echo "bench.sh: warning: a Kafka broker is running; it competes for CPU with the HTTP" \
-        "scenarios. For clean figures stop it first: scripts/services.sh down kafka" >&2
+if [ "$MODE" = kafka ]; then
+    # Only the Kafka results are replaced; those of the last full run stay beside them.
+    rm -f "$OUT"/kafka-*.json "$OUT"/kafka-*.png "$OUT"/kafka-*skipped "$OUT/kafka-started"
+    if [ -f "$OUT/commands.tsv" ]; then
+        grep -v '^kafka-' "$OUT/commands.tsv" >"$OUT/commands.tsv.new" || true
+        mv "$OUT/commands.tsv.new" "$OUT/commands.tsv"
+    fi
+    printf '\n--- bench.sh --kafka, %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$OUT/server.log"
+else
+    rm -f "$OUT"/*.json "$OUT"/*.png "$OUT"/*-skipped "$OUT/commands.tsv" "$OUT/kafka-started"
+    rm -rf "$OUT/peers"
+    : >"$OUT/server.log"
+    date -u +%Y-%m-%dT%H:%M:%SZ >"$OUT/started"
+    if scripts/services.sh status kafka >/dev/null 2>&1; then
+        echo "bench.sh: warning: a Kafka broker is running; it competes for CPU with the HTTP" \
+            "scenarios. For clean figures stop it first: scripts/services.sh down kafka" >&2
+    fi
 fi
+SERVER_ARGS=()
 
 # The scenarios over HTTP (/v2), run against $TARGET: sse-server, then each peer.
 http_scenarios() {
@@ -394,7 +437,6 @@ for pair in unicast fanout; do
     done
 done
 }
-http_scenarios
 
 # cpu_ticks PID...: their utime + stime so far, in clock ticks (/proc/PID/stat fields 14
 # and 15, counted after the ")" that ends the command name); a pid that is gone adds 0.
@@ -474,41 +516,148 @@ json.dump({
 PY
 }
 
-# Kafka ingest: records `user:payload` through the broker, subscribers on /v3/sse, a plain
-# consumer beside them for the broker floor; then the broker's CPU while an instance idles.
+# note_command NAME COMMAND...: one line of $OUT/commands.tsv (the report shows them).
+note_command() {
+    local name=$1 cmdline
+    shift
+    printf -v cmdline '%q ' "$@"
+    printf '%s\t%s\n' "$name" "${cmdline% }" >>"$OUT/commands.tsv"
+}
+
+# kafka_catchup: how long a starting instance stays not ready (/readyz 503) while it
+# re-reads $CATCHUP_RECORDS v3 records (by default 10 minutes at 1,000 records/s), all
+# written just before to a fresh topic, with fresh (empty) v4 topics beside it; its
+# VmRSS once ready; then how long a plain consumer takes to read the same records from
+# offset 0 (the broker floor). The topics are deleted afterwards. JSON to
+# $OUT/kafka-catchup.json (with failed_exit when the records could not be written or the
+# server did not become ready).
+kafka_catchup() {
+    local n=$CATCHUP_RECORDS topic tool=bench/kafka_catchup.py rc=0 step="" t0
+    local produced="" ready="" floor="" floor_rc=0
+    topic=bench-catchup-$(date +%s)
+    local flags=(--kafka-brokers "$KAFKA" --v3-topic "$topic" --v4-command-topic "$topic-commands"
+        --v4-event-topic "$topic-events" --v4-writers-group "$topic-writers")
+    stop_server
+    note_command kafka-catchup "$SERVER_BIN" "${flags[@]}" init
+    note_command kafka-catchup "$SSE_PYTHON" "$tool" produce "$KAFKA" "$topic" --records "$n"
+    printf '%s\t%s\n' kafka-catchup "$(printf '%q ' "$SERVER_BIN" --bind "127.0.0.1:$PORT" --queue "$QUEUE" \
+        "${flags[@]}")& # spawned at \$T0 (unix nanos)" >>"$OUT/commands.tsv"
+    printf '%s\t%s\n' kafka-catchup "$(printf '%q ' "$SSE_PYTHON" "$tool" ready "$URL")\$SERVER_PID --since-ns \$T0 --topic $topic --timeout $CATCHUP_TIMEOUT" \
+        >>"$OUT/commands.tsv"
+    note_command kafka-catchup "$SSE_PYTHON" "$tool" floor "$KAFKA" "$topic" --records "$n" \
+        --fetch-wait-ms "$FLOOR_FETCH_WAIT_MS"
+
+    log "kafka-catchup: topics $topic{,-commands,-events} ($SERVER_BIN init), then $n records to $topic"
+    step=init
+    "$SERVER_BIN" "${flags[@]}" init >>"$OUT/server.log" 2>&1 || rc=$?
+    if [ $rc = 0 ]; then
+        step=produce
+        produced=$("$SSE_PYTHON" "$tool" produce "$KAFKA" "$topic" --records "$n") || rc=$?
+    fi
+    if [ $rc = 0 ]; then
+        step=ready
+        if curl -s -o /dev/null --max-time 1 "$URL/healthz"; then
+            echo "bench.sh: something already listens on $URL; set BENCH_PORT" >&2
+            exit 1
+        fi
+        log "kafka-catchup: sse-server on $topic, /readyz every 50 ms until 200"
+        t0=$(date +%s%N)
+        SSE_LOG=${BENCH_SERVER_LOG:-warn} "$SERVER_BIN" --bind "127.0.0.1:$PORT" --queue "$QUEUE" "${flags[@]}" \
+            >>"$OUT/server.log" 2>&1 &
+        SERVER_PID=$!
+        SERVER_PIDS=$SERVER_PID
+        ready=$("$SSE_PYTHON" "$tool" ready "$URL" "$SERVER_PID" --since-ns "$t0" --topic "$topic" \
+            --timeout "$CATCHUP_TIMEOUT") || rc=$?
+        stop_server
+    fi
+    if [ $rc = 0 ]; then
+        log "kafka-catchup: the broker floor, a plain consumer reading the $n records from offset 0"
+        floor=$("$SSE_PYTHON" "$tool" floor "$KAFKA" "$topic" --records "$n" \
+            --fetch-wait-ms "$FLOOR_FETCH_WAIT_MS") || floor_rc=$?
+    else
+        echo "bench.sh: kafka-catchup failed at $step (exit $rc)" >&2
+    fi
+    "$SSE_PYTHON" "$tool" delete "$KAFKA" "$topic" "$topic-commands" "$topic-events" || true
+    python3 - "$OUT/kafka-catchup.json" "$rc" "$step" "$floor_rc" "$topic" "$n" "$produced" "$ready" "$floor" <<'PY'
+import json, sys
+path, rc, step, floor_rc, topic, n, produced, ready, floor = sys.argv[1:]
+def parse(text):
+    try:
+        return json.loads(text.strip().splitlines()[-1]) if text.strip() else {}
+    except ValueError:
+        return {"unparsed": text[-300:]}
+ready, floor = parse(ready), parse(floor)
+d = {"scenario": "kafka-catchup", "label": "kafka-catchup", "topic": topic, "records": int(n),
+     "produce": parse(produced), "readyz_reuse_s": 1}
+d.update(ready)
+if int(rc):
+    d["failed_exit"] = int(rc)
+    d["failed_step"] = step
+elif int(floor_rc):
+    d["broker_floor"] = dict(floor, error=floor.get("error") or "the floor consumer exited with %s" % floor_rc)
+else:
+    d["broker_floor"] = floor
+json.dump(d, open(path, "w"), indent=1)
+PY
+}
+
+# kafka_scenarios: Kafka ingest (records `user:payload` through the broker, subscribers on
+# /v3/sse, a plain consumer beside them for the broker floor), then the broker's CPU while
+# an instance idles, then an instance's catch-up. Starts the broker when it is not
+# running (and stops it again). KAFKA_MEASURED=1 when a broker answered; otherwise the
+# reason is in $OUT/kafka-skipped.
+KAFKA_MEASURED=0
+kafka_scenarios() {
+    if ! scripts/services.sh status kafka >/dev/null 2>&1; then
+        log "starting the Kafka broker (scripts/services.sh up kafka)"
+        STARTED_KAFKA=1
+        scripts/services.sh up kafka || true
+    fi
+    if ! scripts/services.sh status kafka >/dev/null 2>&1; then
+        echo "bench.sh: no Kafka broker on $KAFKA; the Kafka scenarios are left out" >&2
+        echo "no broker answered on $KAFKA (scripts/services.sh up kafka did not start one)" >"$OUT/kafka-skipped"
+        stop_started_kafka
+        return 0
+    fi
+    KAFKA_MEASURED=1
+    date -u +%Y-%m-%dT%H:%M:%SZ >"$OUT/kafka-started"
+    SERVER_ARGS=(--kafka-brokers "$KAFKA")
+    start_server "${SERVER_ARGS[@]}"
+    # kafka_tool.py, kafka_floor.py and kafka_catchup.py need confluent-kafka: the venv's Python.
+    prereqs_python
+    local produce="$SSE_PYTHON tests/kafka_tool.py produce $KAFKA v3_messages --key sse-bench"
+    local floor="$SSE_PYTHON bench/kafka_floor.py $KAFKA v3_messages --fetch-wait-ms $FLOOR_FETCH_WAIT_MS"
+    run kafka-1k kafka -n 1000 --users 1000 --rate 1000 --duration 5 --grace 10 --settle 0.5 \
+        --kafka-produce "$produce" --kafka-floor "$floor"
+    [ "$QUICK" = 1 ] || run kafka-10k kafka -n 1000 --users 1000 --rate 10000 --duration 5 --grace 10 \
+        --settle 0.5 --kafka-produce "$produce" --kafka-floor "$floor"
+    SERVER_ARGS=()
+    kafka_idle
+    kafka_catchup
+    stop_server
+    # The peers' runs that follow measure CPU-bound work: a broker left running
+    # competes with them for the CPU.
+    stop_started_kafka
+}
+
+if [ "$MODE" = kafka ]; then
+    kafka_scenarios
+    stop_server
+    if [ "$KAFKA_MEASURED" != 1 ]; then
+        echo "bench.sh: no Kafka results; docs/BENCHMARKS.md is left as it was" >&2
+        exit 1
+    fi
+    log "updating the Kafka part of docs/BENCHMARKS.md"
+    python3 scripts/bench_report.py --kafka-only "$OUT" docs
+    echo "the Kafka part of docs/BENCHMARKS.md rewritten; raw results in $OUT" >&2
+    exit 0
+fi
+
+http_scenarios
 if [ "${BENCH_SKIP_KAFKA:-0}" = 1 ]; then
     echo "left out: BENCH_SKIP_KAFKA=1" >"$OUT/kafka-skipped"
 else
-    STARTED_KAFKA=0
-    if ! scripts/services.sh status kafka >/dev/null 2>&1; then
-        log "starting the Kafka broker (scripts/services.sh up kafka)"
-        scripts/services.sh up kafka || true
-        STARTED_KAFKA=1
-    fi
-    if scripts/services.sh status kafka >/dev/null 2>&1; then
-        SERVER_ARGS=(--kafka-brokers "$KAFKA")
-        start_server "${SERVER_ARGS[@]}"
-        # kafka_tool.py and kafka_floor.py need confluent-kafka: the venv's Python.
-        prereqs_python
-        produce="$SSE_PYTHON tests/kafka_tool.py produce $KAFKA v3_messages --key sse-bench"
-        floor="$SSE_PYTHON bench/kafka_floor.py $KAFKA v3_messages --fetch-wait-ms $FLOOR_FETCH_WAIT_MS"
-        run kafka-1k kafka -n 1000 --users 1000 --rate 1000 --duration 5 --grace 10 --settle 0.5 \
-            --kafka-produce "$produce" --kafka-floor "$floor"
-        [ "$QUICK" = 1 ] || run kafka-10k kafka -n 1000 --users 1000 --rate 10000 --duration 5 --grace 10 \
-            --settle 0.5 --kafka-produce "$produce" --kafka-floor "$floor"
-        SERVER_ARGS=()
-        kafka_idle
-        stop_server
-        # The peers' runs that follow measure CPU-bound work: a broker left running
-        # competes with them for the CPU.
-        if [ "$STARTED_KAFKA" = 1 ]; then
-            log "stopping the Kafka broker started for the Kafka scenarios"
-            scripts/services.sh down kafka || true
-        fi
-    else
-        echo "bench.sh: no Kafka broker on $KAFKA; the Kafka scenarios are left out" >&2
-        echo "no broker answered on $KAFKA (scripts/services.sh up kafka did not start one)" >"$OUT/kafka-skipped"
-    fi
+    kafka_scenarios
 fi
 stop_server
 

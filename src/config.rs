@@ -174,13 +174,13 @@ pub struct Topic {
     pub partitions: i32,
 }
 
-/// Partitions of the /v3 message topic and of the /v4 fact topic. Every instance
-/// reads all of each (fan-out), so one partition gives one total order at no cost.
-pub const FAN_OUT_PARTITIONS: i32 = 1;
-/// Partitions of the /v4 command topic, keyed by report id: one report's commands
-/// stay in order on one partition while the instances (one consumer group) share
-/// the partitions between them, one writer per report.
-pub const COMMAND_PARTITIONS: i32 = 3;
+/// Partitions of every topic the server creates. Every record is keyed (/v3
+/// messages and /v4 facts by user, /v4 commands by report), so one key's records
+/// keep their order on one partition. The instances share the command topic's
+/// partitions between them (one consumer group, one writer per report); the other
+/// two every instance reads whole, and an event id names a position in each
+/// partition, so resume works the same on one partition or many.
+pub const PARTITIONS: i32 = 3;
 
 impl Config {
     /// Every Kafka topic the server uses, with its partitions. This is the one
@@ -188,15 +188,13 @@ impl Config {
     /// does the same for `scripts/services.sh`, and `docker-compose.yml` leaves it
     /// to them.
     pub fn topics(&self) -> Vec<Topic> {
-        let topic = |name: &String, partitions| Topic {
-            name: name.clone(),
-            partitions,
-        };
-        vec![
-            topic(&self.v3_topic, FAN_OUT_PARTITIONS),
-            topic(&self.v4_command_topic, COMMAND_PARTITIONS),
-            topic(&self.v4_event_topic, FAN_OUT_PARTITIONS),
-        ]
+        [&self.v3_topic, &self.v4_command_topic, &self.v4_event_topic]
+            .into_iter()
+            .map(|name| Topic {
+                name: name.clone(),
+                partitions: PARTITIONS,
+            })
+            .collect()
     }
 
     /// Keep-alive interval for /v2, /v3 and /v4 streams.

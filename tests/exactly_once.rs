@@ -1,4 +1,4 @@
-//! /v4's delivery promise against the real broker and DynamoDB Local: every
+//! /v4's delivery promise against Apache Kafka and dynalite (DynamoDB): every
 //! accepted change is applied and announced exactly once, through a kill -9 of the
 //! instance that accepted it, bad records and unreadable items on the command
 //! topic, late re-deliveries, and a reader that dies (`--include-ignored`, run by
@@ -39,7 +39,7 @@ fn flags(config: &Config) -> Vec<String> {
     .collect()
 }
 
-/// Creates a report. A 503 (DynamoDB Local still warming up on a loaded machine)
+/// Creates a report. A 503 (DynamoDB still warming up on a loaded machine)
 /// is retried, as a client should.
 async fn create_report(base: &str, user: Uuid) -> String {
     let deadline = tokio::time::Instant::now() + common::PATIENCE;

@@ -1,6 +1,6 @@
 //! Resume where it usually breaks: on another instance, after `kill -9`, after an
 //! overflow, with an id that is too old or not ours, and the history's memory
-//! budget. The Kafka tests need the broker (and DynamoDB Local for /v4) of
+//! budget. The Kafka tests need the broker (and DynamoDB, dynalite here, for /v4) of
 //! `scripts/services.sh` (run with `--include-ignored` by scripts/test.sh).
 
 mod common;

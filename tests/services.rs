@@ -1,4 +1,4 @@
-//! Behaviour that only exists with the real services (DynamoDB Local and the Kafka
+//! Behaviour that only exists with the real services (dynalite for DynamoDB and the Kafka
 //! broker from `scripts/services.sh`): several instances, restarts, re-delivery.
 //! Run by scripts/test.sh with `--include-ignored`.
 

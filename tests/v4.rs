@@ -1,5 +1,5 @@
 //! /v4 through the HTTP API, the same suite over the embedded default and over
-//! DynamoDB Local + the Kafka broker (`--include-ignored`, run by scripts/test.sh).
+//! DynamoDB (dynalite) + the Kafka broker (`--include-ignored`, run by scripts/test.sh).
 
 mod common;
 
