@@ -16,6 +16,8 @@
 #   1. cargo fmt --check, cargo clippy --all-targets -D warnings
 #   2. cargo test --include-ignored: the embedded tests and the ones against the real
 #      services: Apache Kafka (127.0.0.1:9092) and dynalite, DynamoDB's API (127.0.0.1:8111)
+#      then scripts/contract_test.sh: schemathesis checks the live server against the
+#      contract, docs/openapi.json
 #   3. the dashboard: Vitest, a production build, and the end-to-end test in headless
 #      Chromium against the real server and services
 #   4. a smoke run of the load tool (zero loss, no duplicates), when bench/ exists
@@ -82,6 +84,9 @@ if [ "${SSE_TEST_SKIP_OUTAGES:-0}" = 1 ]; then
 else
     cargo test -- --include-ignored
 fi
+
+step "contract: docs/openapi.json against a live server (schemathesis)"
+scripts/contract_test.sh
 
 if [ -f frontend/package.json ]; then
     step "dashboard: install, unit tests, build"

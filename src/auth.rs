@@ -42,7 +42,14 @@ pub const COOKIE: &str = "sse_token";
 /// The scope that allows posting to any user and broadcasting.
 const PUBLISH_SCOPE: &str = "publish";
 
-/// An HMAC secret: kept out of `Debug` output (the config is logged in tests).
+/// The shortest HS256 secret accepted, in bytes: RFC 7518 §3.2 requires a key at
+/// least as long as the hash output, 256 bits for HS256.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// An HMAC secret: kept out of `Debug` output (the config is logged in tests). Only
+/// [`FromStr`] makes one, so every `Secret` is at least [`MIN_SECRET_BYTES`] long:
+/// the server refuses a short one at start-up and `sse-server token` will not mint
+/// with it.
 #[derive(Clone)]
 pub struct Secret(String);
 
@@ -50,10 +57,49 @@ impl FromStr for Secret {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Secret, String> {
-        if s.is_empty() {
-            return Err("the secret is empty".to_owned());
+        if s.len() < MIN_SECRET_BYTES {
+            return Err(format!(
+                "the HS256 secret (--auth-secret / SSE_AUTH_SECRET) is {} bytes; it must be at least {MIN_SECRET_BYTES} bytes (256 bits), since RFC 7518 §3.2 requires an HS256 key at least as long as the hash output. Make one with `openssl rand -hex 32`",
+                s.len()
+            ));
         }
         Ok(Secret(s.to_owned()))
+    }
+}
+
+/// How clap reads a [`Secret`] (picked up by `value_parser!`, so by the derive): as
+/// [`FromStr`], but a refusal does not echo the value, which clap's own
+/// "invalid value '…'" error would print to the terminal or the log.
+#[derive(Clone, Copy, Debug)]
+pub struct SecretParser;
+
+impl clap::builder::TypedValueParser for SecretParser {
+    type Value = Secret;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Secret, clap::Error> {
+        let refuse =
+            |kind, message: String| clap::Error::raw(kind, format!("{message}\n")).with_cmd(cmd);
+        let text = value.to_str().ok_or_else(|| {
+            refuse(
+                clap::error::ErrorKind::InvalidUtf8,
+                "the HS256 secret (--auth-secret / SSE_AUTH_SECRET) is not UTF-8 text. Make one with `openssl rand -hex 32`".to_owned(),
+            )
+        })?;
+        text.parse()
+            .map_err(|e| refuse(clap::error::ErrorKind::ValueValidation, e))
+    }
+}
+
+impl clap::builder::ValueParserFactory for Secret {
+    type Parser = SecretParser;
+
+    fn value_parser() -> SecretParser {
+        SecretParser
     }
 }
 
@@ -123,6 +169,9 @@ impl Verifier {
         // second `exp` on (RFC 7519), not only after it as the crate's default.
         validation.leeway = 0;
         validation.reject_tokens_expiring_in_less_than = 1;
+        // `nbf`, when a token has one, with the same (zero) leeway: a token is
+        // refused until its `nbf` second.
+        validation.validate_nbf = true;
         validation.required_spec_claims = ["exp", "sub"].map(str::to_owned).into();
         match &config.auth_audience {
             Some(audience) => {
@@ -210,6 +259,12 @@ fn rejection(kind: &ErrorKind) -> String {
         }
         ErrorKind::MissingRequiredClaim(claim) => {
             format!("The token has no `{claim}` claim. Tokens need `sub` and `exp`")
+        }
+        ErrorKind::ImmatureSignature => {
+            "The token is not valid yet: its `nbf` (not before) is in the future. Use it from then on, or check the issuer's clock".to_owned()
+        }
+        ErrorKind::InvalidClaimFormat(claim) => {
+            format!("The token's `{claim}` claim must be a number of seconds since 1970")
         }
         ErrorKind::InvalidAudience => {
             "The token is not issued for this server (its `aud` does not match)".to_owned()
@@ -405,15 +460,94 @@ mod tests {
             .expect("auth on")
     }
 
+    /// 32 bytes: the shortest secret accepted.
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
     #[test]
     fn a_minted_token_verifies_with_its_scope() {
-        let secret: Secret = "s3cret".parse().expect("secret");
+        let secret: Secret = SECRET.parse().expect("secret");
         let token = mint(&secret, "alice", true, Duration::from_secs(60)).expect("mint");
-        let identity = verifier("s3cret").verify(&token).expect("valid");
+        let identity = verifier(SECRET).verify(&token).expect("valid");
         assert_eq!(identity.sub, "alice");
         assert!(identity.publish);
         let plain = mint(&secret, "bob", false, Duration::from_secs(60)).expect("mint");
-        assert!(!verifier("s3cret").verify(&plain).expect("valid").publish);
+        assert!(!verifier(SECRET).verify(&plain).expect("valid").publish);
+    }
+
+    #[test]
+    fn a_secret_shorter_than_32_bytes_is_refused_with_the_reason() {
+        assert_eq!(SECRET.len(), MIN_SECRET_BYTES);
+        assert!(SECRET.parse::<Secret>().is_ok(), "32 bytes");
+        for short in ["", "s3cret", &SECRET[..31]] {
+            let error = short.parse::<Secret>().expect_err("refused");
+            assert!(
+                error.contains(&format!("is {} bytes", short.len())),
+                "{error}"
+            );
+            assert!(error.contains("RFC 7518 §3.2"), "{error}");
+            assert!(error.contains("256 bits"), "{error}");
+            assert!(error.contains("openssl rand -hex 32"), "{error}");
+        }
+        // Bytes, not characters: 11 three-byte characters are 33 bytes.
+        assert!("€€€€€€€€€€€".parse::<Secret>().is_ok());
+    }
+
+    #[test]
+    fn the_command_line_refuses_a_short_secret_without_echoing_it() {
+        use clap::Parser as _;
+        let short = &SECRET[..31];
+        let error = crate::config::Cli::try_parse_from(["sse-server", "--auth-secret", short])
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("RFC 7518 §3.2"), "{error}");
+        assert!(error.contains("openssl rand -hex 32"), "{error}");
+        assert!(!error.contains(short), "{error}");
+        let cli = crate::config::Cli::try_parse_from(["sse-server", "--auth-secret", SECRET])
+            .expect("32 bytes are accepted");
+        assert!(cli.config.auth_secret.is_some());
+    }
+
+    fn token_with(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("encode")
+    }
+
+    #[test]
+    fn nbf_is_checked_when_present() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let verifier = verifier(SECRET);
+        let claims = |nbf: Option<u64>| {
+            let mut claims = serde_json::json!({ "sub": "alice", "exp": now + 600 });
+            if let Some(nbf) = nbf {
+                claims["nbf"] = nbf.into();
+            }
+            claims
+        };
+        let early = verifier
+            .verify(&token_with(claims(Some(now + 120))))
+            .expect_err("refused before nbf");
+        assert_eq!(early.status, StatusCode::UNAUTHORIZED);
+        assert!(early.message.contains("`nbf`"), "{}", early.message);
+        assert!(
+            verifier
+                .verify(&token_with(claims(Some(now - 120))))
+                .is_ok()
+        );
+        assert!(
+            verifier.verify(&token_with(claims(Some(now)))).is_ok(),
+            "from nbf on"
+        );
+        assert!(verifier.verify(&token_with(claims(None))).is_ok());
+        let text = serde_json::json!({ "sub": "alice", "exp": now + 600, "nbf": "soon" });
+        let malformed = verifier.verify(&token_with(text)).expect_err("refused");
+        assert!(malformed.message.contains("`nbf`"), "{}", malformed.message);
     }
 
     #[test]
@@ -454,7 +588,7 @@ mod tests {
 
     #[test]
     fn the_secret_stays_out_of_debug_output() {
-        let secret: Secret = "hunter2".parse().expect("secret");
-        assert!(!format!("{secret:?}").contains("hunter2"));
+        let secret: Secret = SECRET.parse().expect("secret");
+        assert!(!format!("{secret:?}").contains(SECRET));
     }
 }

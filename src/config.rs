@@ -162,6 +162,40 @@ pub struct Config {
     #[arg(long, env = "SSE_MAX_STREAMS_PER_USER", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_streams_per_user: u64,
 
+    /// Open connections of any kind; past it a new connection gets a fast 503.
+    /// Default: the open-files limit minus 128 (left for the backing services).
+    #[arg(long, env = "SSE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+
+    /// Connections waiting for a request (none sent yet, or idle between two);
+    /// past it the one waiting longest is closed. Default: a quarter of
+    /// `--max-connections`.
+    #[arg(long, env = "SSE_MAX_WAITING_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_waiting_connections: Option<u64>,
+
+    /// A whole request head must arrive within this, from its first byte (from the
+    /// accept for a connection's first request).
+    #[arg(long, env = "SSE_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// A whole request body must arrive within this, from the end of its head.
+    #[arg(long, env = "SSE_BODY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+
+    /// A keep-alive connection with no request in progress is closed after this.
+    #[arg(long, env = "SSE_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// A connection whose socket takes no byte for this long while data waits is
+    /// closed (a stream's client then resumes by id, as after an overflow).
+    #[arg(long, env = "SSE_WRITE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+
+    /// /v4 reports one user may have; creating one more is refused (409), and
+    /// `GET /v4/reports` and the stream's snapshot never hold more.
+    #[arg(long, env = "SSE_MAX_REPORTS_PER_USER", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_reports_per_user: u64,
+
     /// Directory with the built dashboard (`frontend/dist`), served at `/`.
     #[arg(long, env = "SSE_STATIC_DIR", default_value = "frontend/dist")]
     pub static_dir: PathBuf,

@@ -1,6 +1,6 @@
 //! The one error type handlers return, and the layer that gives every error
-//! response (including axum's own 404/405/413 and extractor rejections) the SPEC's
-//! JSON body `{"error": "..."}`.
+//! response (including axum's own 404/405/413 and extractor rejections) the
+//! JSON body `{"error": "..."}` that docs/openapi.json documents (its `Error` schema).
 
 use axum::Json;
 use axum::extract::Request;

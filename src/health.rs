@@ -1,4 +1,5 @@
-//! Liveness, readiness and metrics, for load balancers and Prometheus.
+//! Liveness, readiness and metrics, for load balancers and Prometheus, and the API's
+//! contract (`/openapi.json`, the OpenAPI 3.1 document `docs/openapi.json`).
 //!
 //! `/readyz` asks the backing services at most once a second, however many load
 //! balancers, probes and dashboards call it: callers within that second share one
@@ -21,6 +22,10 @@ use crate::AppState;
 /// How long one readiness answer is reused.
 const READINESS_TTL: Duration = Duration::from_secs(1);
 
+/// The OpenAPI 3.1 document of every route, served verbatim at `/openapi.json`.
+/// `tests/openapi.rs` and `scripts/contract_test.sh` keep it true.
+const OPENAPI: &str = include_str!("../docs/openapi.json");
+
 pub fn routes() -> Router<Arc<AppState>> {
     let readiness = Arc::new(Readiness::new(READINESS_TTL));
     Router::new()
@@ -32,6 +37,11 @@ pub fn routes() -> Router<Arc<AppState>> {
             }),
         )
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 /// A readiness answer: its status and JSON body.
@@ -113,6 +123,14 @@ mod tests {
             checks.fetch_add(1, Ordering::SeqCst);
             std::future::ready((StatusCode::OK, axum::Json(json!({ "status": "ready" }))))
         }
+    }
+
+    #[test]
+    fn openapi_document_is_json_and_describes_itself() {
+        let document: Value = serde_json::from_str(OPENAPI).expect("docs/openapi.json is JSON");
+        assert_eq!(document["openapi"], "3.1.0");
+        assert!(document["paths"]["/openapi.json"]["get"].is_object());
+        assert!(document["components"]["schemas"]["Error"].is_object());
     }
 
     #[tokio::test]

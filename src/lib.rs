@@ -18,6 +18,11 @@ pub mod bus;
 mod channels;
 pub mod config;
 mod error;
+/// Property checks over the parsers, for `fuzz/` (feature `fuzzing`) and the
+/// unit tests; not an API.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod limits;
 mod metrics;
@@ -318,15 +323,49 @@ async fn count_requests(
     response
 }
 
+/// The connection caps and deadlines of `config`.
+fn server_settings(config: &Config) -> server::ServerSettings {
+    let max_connections = config
+        .max_connections
+        .map_or_else(limits::default_max_connections, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        });
+    let max_waiting = config
+        .max_waiting_connections
+        .map_or(max_connections / 4, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        })
+        .max(1);
+    tracing::info!(max_connections, max_waiting, "open connection limits");
+    server::ServerSettings {
+        socket: net::SocketSettings {
+            deadlines: Arc::new(net::Deadlines {
+                header: config.header_timeout,
+                body: config.body_timeout,
+                idle: config.idle_timeout,
+                write: config.write_timeout,
+            }),
+            waiting: net::Waiting::new(max_waiting),
+        },
+        max_connections,
+    }
+}
+
 /// Serves until `shutdown` is cancelled, then gives open streams a moment to end.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let settings = server_settings(&config);
     let app = build_state(config, shutdown.clone()).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
-    let server = tokio::spawn(server::run(listener, router(app), shutdown.clone()));
+    let server = tokio::spawn(server::run(
+        listener,
+        router(app),
+        settings,
+        shutdown.clone(),
+    ));
     shutdown.cancelled().await;
     match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
         Ok(result) => result?,

@@ -45,6 +45,18 @@ pub fn username(raw: &str) -> Result<&str, ApiError> {
     Ok(name)
 }
 
+/// Open files kept for the backing services, the listener and logs, out of
+/// reach of client connections.
+const FILES_FOR_SERVICES: u64 = 128;
+
+/// The default `--max-connections`: the open-files soft limit (read after the
+/// server raised it) minus what the backing services need, and at least half of it.
+pub fn default_max_connections() -> usize {
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    let connections = soft.saturating_sub(FILES_FOR_SERVICES).max(soft / 2).max(1);
+    usize::try_from(connections).unwrap_or(usize::MAX)
+}
+
 /// The default `--max-streams`: the open-files soft limit (read after the server
 /// raised it) minus what the rest of the process needs.
 pub fn default_max_streams() -> usize {

@@ -52,7 +52,7 @@ pub fn start_consumer(app: &Arc<AppState>) {
 
 /// Why a record is skipped.
 #[derive(Debug, PartialEq)]
-enum Malformed {
+pub(crate) enum Malformed {
     NotUtf8,
     NoColon,
     EmptyUsername,
@@ -60,7 +60,7 @@ enum Malformed {
 }
 
 /// Splits `username:message` at the first colon (the message may contain more).
-fn parse(payload: &[u8]) -> Result<(&str, &str), Malformed> {
+pub(crate) fn parse(payload: &[u8]) -> Result<(&str, &str), Malformed> {
     let text = std::str::from_utf8(payload).map_err(|_| Malformed::NotUtf8)?;
     let (username, message) = text.split_once(':').ok_or(Malformed::NoColon)?;
     let username = username.trim();

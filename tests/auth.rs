@@ -1,4 +1,4 @@
-//! Authorization against the real server: every 401 and 403 of the SPEC with the
+//! Authorization against the real server: every 401 and 403 of docs/openapi.json with the
 //! token in the header, the cookie and the query; a secret (HS256) and public keys
 //! (RS256, ES256, EdDSA) generated in the test, with tokens minted by an outside
 //! client (Python's PyJWT); the `sse-server token` command; the session cookie; and
@@ -447,6 +447,140 @@ async fn the_token_command_mints_tokens_the_server_accepts() {
         .expect("sse-server token");
     assert!(!unsigned.status.success(), "no secret, no token");
     assert!(String::from_utf8_lossy(&unsigned.stderr).contains("SSE_AUTH_SECRET"));
+    server.stop().await;
+}
+
+/// What the binary prints when refusing a short secret: the rule, its reason and how
+/// to make a good one, never the secret itself.
+fn assert_refuses_short_secret(out: &std::process::Output, short: &str) {
+    assert!(
+        !out.status.success(),
+        "a {}-byte secret is refused",
+        short.len()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needed in [
+        "31 bytes",
+        "at least 32 bytes",
+        "RFC 7518 §3.2",
+        "openssl rand -hex 32",
+    ] {
+        assert!(stderr.contains(needed), "{needed} in {stderr}");
+    }
+    assert!(
+        !stderr.contains(short),
+        "the secret is not echoed: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_secret_shorter_than_32_bytes_is_refused_at_start_up_and_by_token() {
+    let short = &SECRET[..31];
+    let port = common::free_port().to_string();
+    let serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-server"))
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .env("SSE_AUTH_SECRET", short)
+        .env_remove("SSE_KAFKA_BROKERS")
+        .env_remove("SSE_DYNAMODB_ENDPOINT")
+        .kill_on_drop(true)
+        .output();
+    let serve = tokio::time::timeout(common::PATIENCE, serve)
+        .await
+        .expect("the server refuses to start rather than serving")
+        .expect("sse-server");
+    assert_refuses_short_secret(&serve, short);
+    let flag = cli()
+        .args(["--auth-secret", short, "token", "alice"])
+        .env_remove("SSE_AUTH_SECRET")
+        .output()
+        .expect("sse-server token");
+    assert_refuses_short_secret(&flag, short);
+    assert!(flag.stdout.is_empty(), "no token minted");
+    let env = cli()
+        .args(["token", "alice"])
+        .env("SSE_AUTH_SECRET", short)
+        .output()
+        .expect("sse-server token");
+    assert_refuses_short_secret(&env, short);
+    assert!(env.stdout.is_empty(), "no token minted");
+    // 32 bytes are enough.
+    let ok = cli()
+        .args(["token", "alice"])
+        .env("SSE_AUTH_SECRET", &SECRET[..32])
+        .output()
+        .expect("sse-server token");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout)
+            .trim()
+            .split('.')
+            .count(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn nbf_is_checked_when_the_token_has_one() {
+    let server = TestServer::start(with_secret(SECRET)).await;
+    let with_nbf = |nbf: Option<i64>| {
+        let mut claims = claims("alice", 600, None);
+        if let Some(nbf) = nbf {
+            claims["nbf"] = json!(nbf);
+        }
+        hs256(&claims)
+    };
+    let early = reqwest::Client::new()
+        .get(server.url("/v2/sse"))
+        .bearer_auth(with_nbf(Some(now() + 300)))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(early.status(), 401);
+    assert!(
+        early.headers()["www-authenticate"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("Bearer")
+    );
+    let body: Value = early.json().await.expect("a JSON error");
+    let error = body["error"].as_str().expect("error");
+    assert!(
+        error.contains("not valid yet") && error.contains("`nbf`"),
+        "{error}"
+    );
+    for source in SOURCES {
+        assert_eq!(
+            get(
+                &server,
+                "/v2/sse",
+                Some(&with_nbf(Some(now() + 300))),
+                source
+            )
+            .await,
+            401,
+            "{source:?}: nbf in the future"
+        );
+        assert_eq!(
+            get(
+                &server,
+                "/v2/sse",
+                Some(&with_nbf(Some(now() - 300))),
+                source
+            )
+            .await,
+            200,
+            "{source:?}: nbf in the past"
+        );
+        assert_eq!(
+            get(&server, "/v2/sse", Some(&with_nbf(None)), source).await,
+            200,
+            "{source:?}: no nbf"
+        );
+    }
     server.stop().await;
 }
 

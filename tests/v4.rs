@@ -371,6 +371,126 @@ async fn concurrent_conflict(server: &TestServer) {
     assert!(stored == "processing" || stored == "canceled");
 }
 
+/// `--max-reports-per-user` of [`small_limits`].
+const MAX_REPORTS: usize = 3;
+/// `--queue-bytes` of [`small_limits`]: a snapshot of one report fits (about 260
+/// bytes, with the ~80-byte notice), not of two or three.
+const QUEUE_BYTES: usize = 450;
+
+fn small_limits(config: Config) -> Config {
+    Config {
+        max_reports_per_user: MAX_REPORTS as u64,
+        queue_bytes: bytesize::ByteSize::b(QUEUE_BYTES as u64),
+        ..config
+    }
+}
+
+/// The size of an event on the wire (one `data:` line, as a snapshot has).
+fn wire_size(event: &eventsource_stream::Event) -> usize {
+    format!(
+        "id: {}\nevent: {}\ndata: {}\n\n",
+        event.id, event.event, event.data
+    )
+    .len()
+}
+
+/// Past `--max-reports-per-user` a create is refused with 409, the limit and a
+/// sentence, also when the creates come all at once; the snapshot holds the newest
+/// reports that fit the byte budget and a `snapshot_truncated` event says how many
+/// are left out, which `GET /v4/reports` has.
+async fn limits(server: &TestServer) {
+    let api = Api::new(server);
+    let http = reqwest::Client::new();
+    let user = Uuid::new_v4();
+    let create_url = server.url(&format!("/v4/new/report?user_id={user}"));
+    let replies = join_all((0..MAX_REPORTS * 2).map(|_| http.post(&create_url).send())).await;
+    let mut created = 0;
+    for reply in replies {
+        let reply = reply.expect("create");
+        match reply.status().as_u16() {
+            201 => created += 1,
+            409 => {
+                let body: Value = reply.json().await.expect("a JSON error");
+                assert_eq!(body["limit"], MAX_REPORTS, "{body}");
+                let error = body["error"].as_str().expect("error");
+                assert!(
+                    error.contains(&format!("at most {MAX_REPORTS} per user"))
+                        && error.contains("--max-reports-per-user"),
+                    "{error}"
+                );
+            }
+            other => panic!("create answered {other}"),
+        }
+    }
+    // One instance: a user's creates take turns, so the limit is exact.
+    assert_eq!(created, MAX_REPORTS);
+    let listed = api.list(user).await;
+    assert_eq!(listed.len(), MAX_REPORTS);
+    let refused = http.post(&create_url).send().await.expect("create");
+    assert_eq!(refused.status(), 409);
+    assert_eq!(api.list(user).await.len(), MAX_REPORTS, "nothing stored");
+
+    let url = server.url(&format!("/v4/sse?user_id={user}"));
+    let mut stream = SseClient::connect(&url).await;
+    let snapshot = stream.next().await;
+    assert_eq!(snapshot.event, "snapshot");
+    let sent: Vec<Value> = serde_json::from_str(&snapshot.data).expect("JSON array");
+    assert!(
+        !sent.is_empty() && sent.len() < MAX_REPORTS,
+        "{} of {MAX_REPORTS} sent",
+        sent.len()
+    );
+    assert_eq!(
+        sent,
+        listed[MAX_REPORTS - sent.len()..],
+        "the newest by createdAt, in list order"
+    );
+    let notice = stream.next().await;
+    assert_eq!(notice.event, "snapshot_truncated");
+    assert_eq!(
+        serde_json::from_str::<Value>(&notice.data).expect("JSON"),
+        json!({ "total": MAX_REPORTS, "sent": sent.len() })
+    );
+    assert_eq!(notice.id, snapshot.id);
+    let size = wire_size(&snapshot) + wire_size(&notice);
+    assert!(size <= QUEUE_BYTES, "{size} bytes");
+    // Live events follow as usual.
+    let id = listed[0]["reportId"].as_str().expect("id");
+    let (code, _) = api.put(user, id, "queued").await;
+    assert_eq!(code, 202);
+    loop {
+        let event = stream.next().await;
+        match event.event.as_str() {
+            // The announcements of the creates may still be on their way.
+            "new_report" => {}
+            "report_status_update" => {
+                assert!(event.data.contains("queued"), "{}", event.data);
+                break;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    // A snapshot that fits is sent whole, with no notice.
+    let small = Uuid::new_v4();
+    let only = api.create(small).await;
+    let mut stream = SseClient::connect(&server.url(&format!("/v4/sse?user_id={small}"))).await;
+    let snapshot = stream.next().await;
+    assert_eq!(snapshot.event, "snapshot");
+    assert_eq!(
+        serde_json::from_str::<Value>(&snapshot.data).expect("JSON"),
+        json!([only])
+    );
+    let next = api.create(small).await;
+    loop {
+        let event = stream.next().await;
+        assert_eq!(event.event, "new_report", "no snapshot_truncated");
+        if serde_json::from_str::<Value>(&event.data).expect("JSON") == next {
+            break;
+        }
+    }
+}
+
 async fn suite(config: Config) {
     let server = TestServer::start(config).await;
     tokio::time::timeout(PATIENCE * 6, async {
@@ -387,6 +507,68 @@ async fn suite(config: Config) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v4_over_the_embedded_default() {
     suite(embedded()).await;
+}
+
+async fn limits_suite(config: Config) {
+    let server = TestServer::start(small_limits(config)).await;
+    tokio::time::timeout(PATIENCE * 3, limits(&server))
+        .await
+        .expect("the limits finished in time");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v4_limits_over_the_embedded_default() {
+    limits_suite(embedded()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs scripts/services.sh up (run by scripts/test.sh)"]
+async fn v4_limits_over_dynamodb_and_kafka() {
+    limits_suite(with_services()).await;
+}
+
+/// Reports past a lowered limit (or past the limit by concurrent creates on several
+/// instances) stay stored but are never listed: `GET /v4/reports` and the snapshot
+/// hold the newest `--max-reports-per-user`. DynamoDB only: the memory store does
+/// not outlive its server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs scripts/services.sh up (run by scripts/test.sh)"]
+async fn v4_a_lowered_limit_bounds_the_list_over_dynamodb() {
+    let config = with_services();
+    let user = Uuid::new_v4();
+    let first = TestServer::start(config.clone()).await;
+    let api = Api::new(&first);
+    let mut created = Vec::new();
+    for _ in 0..4 {
+        created.push(api.create(user).await);
+    }
+    first.stop().await;
+    let lowered = TestServer::start(Config {
+        max_reports_per_user: 2,
+        ..config
+    })
+    .await;
+    let api = Api::new(&lowered);
+    assert_eq!(api.list(user).await, created[2..], "the newest two");
+    let mut stream = SseClient::connect(&lowered.url(&format!("/v4/sse?user_id={user}"))).await;
+    let snapshot = stream.next().await;
+    assert_eq!(
+        serde_json::from_str::<Vec<Value>>(&snapshot.data).expect("JSON"),
+        created[2..]
+    );
+    let refused = reqwest::Client::new()
+        .post(lowered.url(&format!("/v4/new/report?user_id={user}")))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(refused.status(), 409);
+    let body: Value = refused.json().await.expect("JSON");
+    assert_eq!(
+        (body["limit"].clone(), body["count"].clone()),
+        (json!(2), json!(4))
+    );
+    lowered.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

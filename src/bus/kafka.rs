@@ -552,3 +552,65 @@ pub async fn produce_lines(brokers: &str, topic: &str, key: Option<&str>) -> any
     }
     Ok(failed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::bindings::{rd_kafka_resp_err_t, rd_kafka_test_fatal_error};
+
+    /// Puts `producer` in the state an idempotent producer reaches when librdkafka
+    /// cannot recover its sequence numbers, through librdkafka's own test hook.
+    fn make_fatal(producer: &FutureProducer) {
+        let reason = c"test: the producer failed for good";
+        // SAFETY: the client pointer is alive (`producer` holds it) and `reason` is
+        // a NUL-terminated string that outlives the call, which copies it.
+        let code = unsafe {
+            rd_kafka_test_fatal_error(
+                producer.client().native_ptr(),
+                rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                reason.as_ptr(),
+            )
+        };
+        assert_eq!(code, rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR);
+        assert!(producer.client().fatal_error().is_some());
+    }
+
+    #[test]
+    fn a_producer_that_failed_for_good_is_replaced() {
+        // No broker needed: creating a producer does not connect.
+        let bus = KafkaBus::new("127.0.0.1:9", Vec::new()).expect("bus");
+        let failed = bus.producer();
+        make_fatal(&failed);
+        let next = bus.producer();
+        assert!(next.client().fatal_error().is_none());
+        assert_ne!(failed.client().native_ptr(), next.client().native_ptr());
+        assert_eq!(
+            bus.producer().client().native_ptr(),
+            next.client().native_ptr(),
+            "a healthy producer is kept"
+        );
+    }
+
+    /// Against the real broker: the publish after the fatal error is acknowledged.
+    #[tokio::test]
+    #[ignore = "needs scripts/services.sh up (run by scripts/test.sh)"]
+    async fn publishing_works_again_after_the_producer_failed_for_good() {
+        let brokers = std::env::var("SSE_TEST_KAFKA").expect("SSE_TEST_KAFKA");
+        let topic = Topic {
+            name: format!("test-fatal-{}", uuid::Uuid::new_v4().simple()),
+            partitions: 1,
+        };
+        let bus = KafkaBus::new(&brokers, vec![topic.clone()]).expect("bus");
+        bus.create_all_topics().await.expect("topic");
+        let (_, first) = bus
+            .publish(&topic.name, None, b"before")
+            .await
+            .expect("publish");
+        make_fatal(&bus.producer.read().expect("lock").clone());
+        let (_, second) = bus
+            .publish(&topic.name, None, b"after")
+            .await
+            .expect("publish after the fatal error");
+        assert_eq!(second, first + 1);
+    }
+}

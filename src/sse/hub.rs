@@ -24,6 +24,12 @@
 //!    count cap is lifted (the byte budget and the window still hold): the client
 //!    reconnects within its `retry:` delay and resumes without a gap.
 //!
+//! 5. **A replay fits the connection's byte budget** (`--queue-bytes`): a longer
+//!    one is cut after the last event that fits and the stream then ends, so the
+//!    client reconnects from that event's id and gets the next part. A client that
+//!    never reads can pin no more than that, however far back it resumes. An id
+//!    this process could not have issued (ahead of its sequence) is `unknown_id`.
+//!
 //! Users live in a sharded map (`DashMap`), so delivering to one user never waits
 //! for another; there is no actor task and no global lock on the unicast path.
 
@@ -259,6 +265,10 @@ impl UserHub {
         if let Some(raw) = last_event_id {
             match self.ids.parse(raw, partitions) {
                 None => reset = Some(ResetReason::UnknownId),
+                // A process-local id ahead of what this process issued: not ours.
+                Some(cursor) if !self.uses_kafka_positions() && cursor > now => {
+                    reset = Some(ResetReason::UnknownId);
+                }
                 Some(cursor) => {
                     let everyone = lock(&self.everyone);
                     let floor = lock(&self.floor);
@@ -276,12 +286,20 @@ impl UserHub {
                 }
             }
         }
-        state.connections.push(Connection {
-            id: connection,
-            queue: tx,
-            handle,
-            skip_before,
-        });
+        // Invariant 5: a replay past the byte budget ends the stream once written.
+        let cut = fits_in_budget(&replay, self.limits.queue_bytes);
+        let cut_short = cut < replay.len();
+        replay.truncate(cut);
+        if cut_short {
+            drop(tx);
+        } else {
+            state.connections.push(Connection {
+                id: connection,
+                queue: tx,
+                handle,
+                skip_before,
+            });
+        }
         drop(state);
         let position = self.ids.format(&now);
         Subscription {
@@ -616,6 +634,19 @@ fn merge<'a>(
 /// A poisoned lock only means a panic elsewhere; the data is still consistent.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How many of `replay`'s events fit in `budget` bytes (at least one, as a queue
+/// takes one event larger than its budget).
+fn fits_in_budget(replay: &[Bytes], budget: usize) -> usize {
+    let mut used = 0usize;
+    replay
+        .iter()
+        .position(|event| {
+            used = used.saturating_add(event.len());
+            used > budget
+        })
+        .map_or(replay.len(), |over| over.max(1))
 }
 
 impl Drop for Registration {

@@ -66,7 +66,7 @@ impl IdScheme {
                     return None;
                 }
                 let seq: i64 = seq.parse().ok().filter(|s| *s >= 0)?;
-                Some(vec![seq + 1])
+                Some(vec![seq.checked_add(1)?])
             }
             IdScheme::Kafka => {
                 let cursor: Option<Cursor> = raw

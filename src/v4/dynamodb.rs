@@ -1,6 +1,6 @@
 //! The DynamoDB report store (`aws-sdk-dynamodb`).
 //!
-//! Table (SPEC): partition key `report_id` (S), global secondary index
+//! Table: partition key `report_id` (S), global secondary index
 //! `UserIdIndex` on `user_id` (S) with projection ALL; attributes `status`,
 //! `created_at`, `updated_at` (RFC 3339), `version` (N, bumped by every change),
 //! and `applied_commands` (L of S), the ids of the last 16 commands applied, oldest
@@ -9,10 +9,22 @@
 //!
 //! A status change reads the item (consistent read), then writes it with one
 //! `UpdateItem` conditional on the version it read, so it only happens when
-//! nothing changed in between. Lists take report ids from the `UserIdIndex` GSI
-//! (only eventually consistent on real DynamoDB) and then read the items with
-//! `BatchGetItem` consistent reads, so a snapshot never shows a status older than
-//! one already announced.
+//! nothing changed in between. Lists take report ids (and creation times, to keep
+//! the newest `limit`) from the `UserIdIndex` GSI (only eventually consistent on
+//! real DynamoDB) and then read those items with `BatchGetItem` consistent reads,
+//! so a snapshot never shows a status older than one already announced.
+//!
+//! The per-user limit (`--max-reports-per-user`): a create first counts the user's
+//! reports on the `UserIdIndex` (`Query` with `Select COUNT`), then puts the item.
+//! This is not atomic. Creates for one user take turns on each instance, so one
+//! instance never overshoots; creates for one user on several instances at once
+//! may each count before any of them is stored, so the user may end up with up to
+//! `limit - 1 + n` reports for `n` instances creating at the same moment (and on AWS
+//! the index is eventually consistent, typically well under a second behind, so
+//! creates in quicker succession than that may overshoot the same way). Nothing
+//! stricter is cheap: a counter item updated in a transaction with the put would
+//! be, but dynalite has no transactions. Lists never return more than the limit,
+//! so an overshoot never makes a snapshot or `GET /v4/reports` unbounded.
 //!
 //! Errors are classified ([`StoreError`]): `ResourceNotFoundException`, access
 //! denied, validation errors and items this server cannot read are permanent;
@@ -32,14 +44,16 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, KeysAndAttributes, Projection, ProjectionType, ReturnValue, ScalarAttributeType,
-    TableStatus,
+    Select, TableStatus,
 };
 use chrono::{DateTime, Utc};
+use dashmap::DashMap;
 use uuid::Uuid;
 
 use super::report::{Report, Status};
 use super::store::{
-    ChangeOutcome, Permanent, ReportStore, StatusChange, StoreError, remember_command,
+    ChangeOutcome, Created, Permanent, ReportStore, StatusChange, StoreError, newest,
+    remember_command,
 };
 use crate::metrics::Metrics;
 
@@ -57,6 +71,23 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     metrics: Arc<Metrics>,
+    /// Users with a create under way on this instance: their creates take turns,
+    /// so that each counts the reports of the one before (see the module's doc).
+    creating: DashMap<Uuid, Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// Forgets a user's turn lock when the last create waiting on it is done (or was
+/// cancelled), so `creating` holds only users with a create under way.
+struct ForgetTurn<'a> {
+    creating: &'a DashMap<Uuid, Arc<tokio::sync::Mutex<()>>>,
+    user: Uuid,
+}
+
+impl Drop for ForgetTurn<'_> {
+    fn drop(&mut self) {
+        self.creating
+            .remove_if(&self.user, |_, lock| Arc::strong_count(lock) == 1);
+    }
 }
 
 /// An SDK client for `endpoint`. Against a local endpoint with no credentials or
@@ -193,6 +224,57 @@ impl DynamoStore {
             client,
             table,
             metrics,
+            creating: DashMap::new(),
+        }
+    }
+
+    /// How many reports the user has, by the `UserIdIndex` (`Select COUNT`),
+    /// counted no further than the page that reaches `enough`.
+    async fn count(&self, user_id: Uuid, enough: usize) -> Result<usize, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(USER_INDEX)
+            .key_condition_expression("user_id = :u")
+            .expression_attribute_values(":u", s(user_id.to_string()))
+            .select(Select::Count)
+            .into_paginator()
+            .send();
+        let mut count = 0;
+        while count < enough
+            && let Some(page) = pages.next().await
+        {
+            let page = page.map_err(|e| self.fail("Query", e))?;
+            count += usize::try_from(page.count()).unwrap_or(0);
+        }
+        Ok(count)
+    }
+
+    /// Stores a new item (idempotent across the SDK's retries).
+    async fn put_new(&self, report: &Report) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(report)))
+            .condition_expression("attribute_not_exists(report_id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Report ids are fresh UUIDs: the item exists because the SDK retried a
+            // PutItem whose first attempt was stored but not answered in time.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                match self.get(report.report_id).await? {
+                    Some(stored) if stored.user_id == report.user_id => Ok(()),
+                    _ => Err(StoreError::Unavailable(format!(
+                        "report id {} is already taken",
+                        report.report_id
+                    ))),
+                }
+            }
+            Err(e) => Err(self.fail("PutItem", e)),
         }
     }
 
@@ -376,30 +458,20 @@ fn from_item(item: &Item) -> Result<Report, StoreError> {
 
 #[async_trait]
 impl ReportStore for DynamoStore {
-    async fn create(&self, report: &Report) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(report)))
-            .condition_expression("attribute_not_exists(report_id)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Report ids are fresh UUIDs: the item exists because the SDK retried a
-            // PutItem whose first attempt was stored but not answered in time.
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                match self.get(report.report_id).await? {
-                    Some(stored) if stored.user_id == report.user_id => Ok(()),
-                    _ => Err(StoreError::Unavailable(format!(
-                        "report id {} is already taken",
-                        report.report_id
-                    ))),
-                }
-            }
-            Err(e) => Err(self.fail("PutItem", e)),
+    async fn create(&self, report: &Report, limit: usize) -> Result<Created, StoreError> {
+        // Declared first, dropped last: after the turn is released.
+        let _forget = ForgetTurn {
+            creating: &self.creating,
+            user: report.user_id,
+        };
+        let lock = self.creating.entry(report.user_id).or_default().clone();
+        let _turn = lock.lock_owned().await;
+        let count = self.count(report.user_id, limit).await?;
+        if count >= limit {
+            return Ok(Created::LimitReached { count });
         }
+        self.put_new(report).await?;
+        Ok(Created::Stored)
     }
 
     async fn get(&self, report_id: Uuid) -> Result<Option<Report>, StoreError> {
@@ -410,7 +482,8 @@ impl ReportStore for DynamoStore {
             .transpose()
     }
 
-    async fn list(&self, user_id: Uuid) -> Result<Vec<Report>, StoreError> {
+    async fn list(&self, user_id: Uuid, limit: usize) -> Result<Vec<Report>, StoreError> {
+        // Ids and creation times from the index; only the newest `limit` are read.
         let keys: Vec<Item> = self
             .client
             .query()
@@ -418,17 +491,29 @@ impl ReportStore for DynamoStore {
             .index_name(USER_INDEX)
             .key_condition_expression("user_id = :u")
             .expression_attribute_values(":u", s(user_id.to_string()))
-            .projection_expression("report_id")
+            .projection_expression("report_id, created_at")
             .into_paginator()
             .items()
             .send()
             .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(|e| self.fail("Query", e))?;
-        let ids: Vec<String> = keys
+        let mut found: Vec<(DateTime<Utc>, String)> = keys
             .iter()
-            .filter_map(|k| k.get("report_id").and_then(|v| v.as_s().ok()).cloned())
+            .filter_map(|k| {
+                let id = k.get("report_id")?.as_s().ok()?.clone();
+                // An unreadable time sorts first; reading the item reports it.
+                let created_at = k
+                    .get("created_at")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map_or(DateTime::<Utc>::MIN_UTC, |t| t.with_timezone(&Utc));
+                Some((created_at, id))
+            })
             .collect();
+        found.sort();
+        let excess = found.len().saturating_sub(limit);
+        let ids: Vec<String> = found.drain(excess..).map(|(_, id)| id).collect();
         let mut reports = Vec::with_capacity(ids.len());
         for item in self.batch_get(&ids).await? {
             match from_item(&item) {
@@ -442,8 +527,7 @@ impl ReportStore for DynamoStore {
                 }
             }
         }
-        reports.sort_by_key(|r| (r.created_at, r.report_id));
-        Ok(reports)
+        Ok(newest(reports, limit))
     }
 
     async fn change_status(&self, change: &StatusChange) -> Result<ChangeOutcome, StoreError> {

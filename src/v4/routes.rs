@@ -4,6 +4,11 @@
 //! A PUT is validated against the stored report before anything is written, so an
 //! invalid change is refused up front with the reason; a valid one becomes a
 //! command on the command topic and is answered `202` once the broker has it.
+//!
+//! Sizes are bounded: a user has at most `--max-reports-per-user` reports (a create
+//! past it is refused), `GET /v4/reports` lists at most that many, and the
+//! stream's `snapshot` fits the connection's byte budget (`--queue-bytes`), see
+//! [`snapshot`].
 
 use std::sync::Arc;
 
@@ -20,7 +25,7 @@ use uuid::Uuid;
 
 use super::facts::{self, Fact, FactEvent};
 use super::report::{Report, Status};
-use super::store::{StatusChange, StoreError};
+use super::store::{Created, StatusChange, StoreError};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -55,7 +60,22 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let user_id = query.user_id(&caller)?;
     let report = Report::new(user_id);
-    app.store.create(&report).await.map_err(store_down)?;
+    let limit = max_reports(&app);
+    if let Created::LimitReached { count } =
+        app.store.create(&report, limit).await.map_err(store_down)?
+    {
+        // 409, not 422: the request itself is valid (the same one for another user
+        // succeeds); it conflicts with the current state of this user's reports, as
+        // a refused status change does (also 409 here), and succeeds once the limit
+        // is raised.
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "User {user_id} has {count} reports, and this server keeps at most {limit} per user (--max-reports-per-user). No report was created. Reports are not deleted, so use an existing one (GET /v4/reports lists them; a failed or canceled report can go back to pending), or ask the operator to raise the limit"
+            ),
+        )
+        .with_extra(json!({ "limit": limit, "count": count })));
+    }
     // Announced after the reply: the report is stored, other tabs learn of it live.
     let announcer = app.clone();
     let fact = Fact {
@@ -77,8 +97,17 @@ async fn list(
     Query(query): Query<UserIdQuery>,
 ) -> Result<Response, ApiError> {
     let user_id = query.user_id(&caller)?;
-    let reports = app.store.list(user_id).await.map_err(store_down)?;
+    let reports = app
+        .store
+        .list(user_id, max_reports(&app))
+        .await
+        .map_err(store_down)?;
     Ok(Json(reports).into_response())
+}
+
+/// `--max-reports-per-user` as a count.
+fn max_reports(app: &AppState) -> usize {
+    usize::try_from(app.config.max_reports_per_user).unwrap_or(usize::MAX)
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,16 +221,144 @@ async fn stream(
     // (applying a status twice is harmless) and none is missed.
     let mut prelude = subscription.take_prelude(last.as_deref());
     if !resumes_exactly {
-        let reports = app.store.list(user_id).await.map_err(store_down)?;
-        prelude.push(frame(
-            &subscription.position,
-            Some("snapshot"),
-            &serde_json::to_string(&reports).unwrap_or_default(),
-        ));
+        let reports = app
+            .store
+            .list(user_id, max_reports(&app))
+            .await
+            .map_err(store_down)?;
+        let used: usize = prelude.iter().map(Bytes::len).sum();
+        let budget = app.config.hub_limits().queue_bytes.saturating_sub(used);
+        prelude.extend(snapshot(&subscription.position, &reports, budget));
     }
     Ok(sse_response(
         &app.stream_settings(app.config.keep_alive()),
         prelude,
         caller.until_expiry(permit.hold(subscription)),
     ))
+}
+
+/// The `snapshot` event of `reports` (a list, oldest first), and when they do not
+/// all fit in `budget` bytes, a `snapshot_truncated` event after it: together
+/// within `budget`, the connection's byte budget (`--queue-bytes`, less what the
+/// stream starts with), so a board of any size never makes one connection hold
+/// more than its live events may.
+///
+/// The snapshot stays a JSON array, in list order, for the clients that read it;
+/// when it cannot hold everything it holds the newest reports by `createdAt` that
+/// fit (creation order, unlike `updatedAt`, does not change, so what is left out is
+/// always the oldest: the first `total - sent` of `GET /v4/reports`), and
+/// `snapshot_truncated` says `{"total": N, "sent": M}` so a client can fetch the
+/// rest with `GET /v4/reports`. Clients that do not know the event ignore it.
+/// Both carry the snapshot's id. With a budget too small for even one report the
+/// snapshot is `[]`, still followed by the notice.
+fn snapshot(id: &str, reports: &[Report], budget: usize) -> Vec<Bytes> {
+    let items: Vec<String> = reports
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap_or_default())
+        .collect();
+    let frame_of = |sent: &[String]| frame(id, Some("snapshot"), &format!("[{}]", sent.join(",")));
+    // The frame of `[]`, then each report and the comma before all but the first.
+    let empty = frame_of(&[]).len();
+    let whole =
+        empty + items.iter().map(String::len).sum::<usize>() + items.len().saturating_sub(1);
+    if items.is_empty() || whole <= budget {
+        return vec![frame_of(&items)];
+    }
+    let notice = |sent: usize| {
+        let data = json!({ "total": items.len(), "sent": sent }).to_string();
+        frame(id, Some("snapshot_truncated"), &data)
+    };
+    // `sent` has at most as many digits as `total`: this bounds every notice.
+    let room = budget.saturating_sub(notice(items.len()).len());
+    let mut first = items.len();
+    let mut used = empty;
+    while first > 0 {
+        let comma = usize::from(first < items.len());
+        let next = used + items[first - 1].len() + comma;
+        if next > room {
+            break;
+        }
+        first -= 1;
+        used = next;
+    }
+    let sent = &items[first..];
+    vec![frame_of(sent), notice(sent.len())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reports(n: usize) -> Vec<Report> {
+        let user = Uuid::new_v4();
+        let mut reports: Vec<Report> = (0..n).map(|_| Report::new(user)).collect();
+        for (i, r) in reports.iter_mut().enumerate() {
+            r.created_at += chrono::Duration::seconds(i as i64);
+        }
+        reports
+    }
+
+    fn text(frames: &[Bytes]) -> Vec<String> {
+        frames
+            .iter()
+            .map(|f| String::from_utf8(f.to_vec()).expect("utf-8"))
+            .collect()
+    }
+
+    fn data(frame: &str) -> serde_json::Value {
+        let line = frame
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .expect("data");
+        serde_json::from_str(line).expect("JSON")
+    }
+
+    #[test]
+    fn a_snapshot_that_fits_is_whole_and_alone() {
+        let all = reports(5);
+        let whole = frame(
+            "7",
+            Some("snapshot"),
+            &serde_json::to_string(&all).expect("json"),
+        );
+        assert_eq!(snapshot("7", &all, whole.len()), vec![whole.clone()]);
+        assert_eq!(snapshot("7", &all, usize::MAX), vec![whole]);
+        assert_eq!(
+            text(&snapshot("7", &[], 0)),
+            ["id: 7\nevent: snapshot\ndata: []\n\n"]
+        );
+    }
+
+    #[test]
+    fn a_snapshot_too_big_keeps_the_newest_and_says_so_within_the_budget() {
+        let all = reports(20);
+        let whole = frame(
+            "7",
+            Some("snapshot"),
+            &serde_json::to_string(&all).expect("json"),
+        );
+        for budget in [0, 50, 200, 400, 1_000, 2_000, whole.len() - 1] {
+            let frames = text(&snapshot("7", &all, budget));
+            assert_eq!(frames.len(), 2, "{budget}");
+            assert!(frames[0].starts_with("id: 7\nevent: snapshot\n"));
+            assert!(frames[1].starts_with("id: 7\nevent: snapshot_truncated\n"));
+            let sent: Vec<Report> = serde_json::from_value(data(&frames[0])).expect("reports");
+            let sent_json = serde_json::to_value(&sent).expect("json");
+            let newest = serde_json::to_value(&all[all.len() - sent.len()..]).expect("json");
+            assert_eq!(sent_json, newest, "{budget}: the newest, oldest first");
+            assert_eq!(
+                data(&frames[1]),
+                json!({ "total": 20, "sent": sent.len() }),
+                "{budget}"
+            );
+            let size: usize = frames.iter().map(String::len).sum();
+            if budget >= 200 {
+                assert!(size <= budget, "{budget}: {size}");
+                // Not one more would have fit (give or take the notice's digit).
+                let one_more =
+                    serde_json::to_string(&all[all.len() - sent.len() - 1]).expect("json");
+                assert!(size + one_more.len() + 2 > budget, "{budget}: {size}");
+            }
+        }
+    }
 }

@@ -89,16 +89,28 @@ impl StoreError {
     }
 }
 
+/// What [`ReportStore::create`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The report is stored (durable).
+    Stored,
+    /// The user already has `count` reports, at least the limit: nothing stored.
+    LimitReached { count: usize },
+}
+
 #[async_trait]
 pub trait ReportStore: Send + Sync {
-    /// Stores a new report; it is durable when this returns.
-    async fn create(&self, report: &Report) -> Result<(), StoreError>;
+    /// Stores a new report, unless its user already has `limit` reports; it is
+    /// durable when this returns `Stored`. How exact the limit is under concurrent
+    /// creates is each store's to say (memory: exact; DynamoDB: see there).
+    async fn create(&self, report: &Report, limit: usize) -> Result<Created, StoreError>;
 
     async fn get(&self, report_id: Uuid) -> Result<Option<Report>, StoreError>;
 
-    /// All of a user's reports, oldest first, each as strongly consistent as a
-    /// `get` (never older than a status already announced).
-    async fn list(&self, user_id: Uuid) -> Result<Vec<Report>, StoreError>;
+    /// The user's newest `limit` reports by `created_at` (all of them when they are
+    /// no more), oldest first, each as strongly consistent as a `get` (never older
+    /// than a status already announced).
+    async fn list(&self, user_id: Uuid, limit: usize) -> Result<Vec<Report>, StoreError>;
 
     /// Writes `change.to` only if the report is still at `change.expected_version`
     /// (and so still in `change.from`), and remembers `change.command_id` among the
@@ -120,9 +132,38 @@ pub fn remember_command(applied: &[Uuid], command: Uuid) -> Vec<Uuid> {
     next
 }
 
+/// `reports` in list order (oldest first by `created_at`, then id), keeping the
+/// newest `limit`.
+pub fn newest(mut reports: Vec<Report>, limit: usize) -> Vec<Report> {
+    reports.sort_by_key(|r| (r.created_at, r.report_id));
+    let excess = reports.len().saturating_sub(limit);
+    reports.drain(..excess);
+    reports
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_keeps_the_newest_reports_oldest_first() {
+        let user = Uuid::new_v4();
+        let at = |seconds| DateTime::<Utc>::from_timestamp(seconds, 0).expect("time");
+        let reports: Vec<Report> = [30, 10, 40, 20]
+            .into_iter()
+            .map(|t| Report {
+                created_at: at(t),
+                ..Report::new(user)
+            })
+            .collect();
+        let times = |list: Vec<Report>| {
+            list.iter()
+                .map(|r| r.created_at.timestamp())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(times(newest(reports.clone(), 2)), [30, 40]);
+        assert_eq!(times(newest(reports.clone(), 10)), [10, 20, 30, 40]);
+    }
 
     #[test]
     fn the_applied_list_keeps_the_newest_ids() {

@@ -175,7 +175,11 @@ impl SseClient {
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
         }
-        let response = request.send().await.expect("connect");
+        SseClient::from_response(request.send().await.expect("connect"))
+    }
+
+    /// A client on a response already received (an HTTP/2 one, say).
+    pub fn from_response(response: reqwest::Response) -> SseClient {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let events = response
@@ -200,6 +204,19 @@ impl SseClient {
                 .expect("a well-formed event");
             if !event.data.is_empty() || !event.event.is_empty() {
                 return event;
+            }
+        }
+    }
+
+    /// The next event that carries data, or `None` when the server ends the stream.
+    pub async fn try_next(&mut self) -> Option<Event> {
+        loop {
+            let event = tokio::time::timeout(PATIENCE, self.events.next())
+                .await
+                .expect("timed out waiting for an event or the end")?
+                .ok()?;
+            if !event.data.is_empty() || !event.event.is_empty() {
+                return Some(event);
             }
         }
     }

@@ -1,0 +1,4 @@
+#![no_main]
+//! See `sse_server::fuzzing::frame` for what is checked.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sse_server::fuzzing::frame(data));
