@@ -1,4 +1,4 @@
-//! Command line and environment: every knob of the SPEC's "Running" table.
+//! Command line and environment: every knob of the server (the README's "Flags" table).
 //!
 //! Each flag also reads an `SSE_*` environment variable so the same binary can be
 //! configured by a shell, a systemd unit or a container without a wrapper script.

@@ -1,5 +1,5 @@
 // The one place the dashboard knows the report life cycle. It mirrors the server's table
-// (SPEC.md, "/v4"): the server is the judge, this only decides which buttons to show.
+// (docs/openapi.json, PUT /v4/report): the server is the judge, this only decides which buttons to show.
 
 export const STATUSES = ['pending', 'queued', 'processing', 'canceled', 'failed', 'completed'] as const;
 
