@@ -93,6 +93,10 @@ def cmd_produce(args):
     )
     key = args.key.encode("utf-8") if args.key is not None else None
     state = {"ok": 0, "failed": 0}
+    # Connected and the topic's metadata known: a caller that schedules records
+    # (the load tool) starts its clock at this line, not at the process start.
+    producer.list_topics(args.topic, timeout=args.timeout)
+    print("ready", flush=True)
 
     def on_delivery(err, _msg):
         if err is not None:

@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio::process::Command;
 use tokio::time::Instant;
 
+use crate::protocol::{Dest, Protocol};
 use crate::sse::find;
 use crate::stats::{self, COUNTERS};
 
@@ -44,13 +45,28 @@ impl HttpConn {
     }
 
     pub async fn request(&mut self, method: &str, path: &str, body: &[u8]) -> Result<Reply> {
+        self.request_with(method, path, "text/plain; charset=utf-8", "", body)
+            .await
+    }
+
+    /// A request with this content type and extra header lines (each ending in CRLF).
+    pub async fn request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        headers: &str,
+        body: &[u8],
+    ) -> Result<Reply> {
         if self.stream.is_none() {
             let s = TcpStream::connect(self.server).await?;
             s.set_nodelay(true)?;
             self.stream = Some(s);
             self.filled = 0;
         }
-        let r = self.exchange(method, path, body).await;
+        let r = self
+            .exchange_with(method, path, content_type, headers, body)
+            .await;
         if r.is_err() {
             self.stream = None;
         }
@@ -58,9 +74,21 @@ impl HttpConn {
     }
 
     async fn exchange(&mut self, method: &str, path: &str, body: &[u8]) -> Result<Reply> {
+        self.exchange_with(method, path, "text/plain; charset=utf-8", "", body)
+            .await
+    }
+
+    async fn exchange_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        headers: &str,
+        body: &[u8],
+    ) -> Result<Reply> {
         let stream = self.stream.as_mut().unwrap();
         let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\n{headers}Content-Length: {}\r\n\r\n",
             self.host,
             body.len()
         )
@@ -189,11 +217,25 @@ fn delivered_of(body: &[u8]) -> Option<u64> {
 #[derive(Clone, Debug)]
 pub enum Target {
     Broadcast,
-    Unicast { users: u64 },
-    Kafka { users: u64, command: String },
+    Unicast {
+        users: u64,
+    },
+    Kafka {
+        users: u64,
+        command: String,
+    },
+    /// Message `first_seq + k` goes to `dests[k]`, at the rate from the start of
+    /// this batch (resume scenario).
+    Listed {
+        first_seq: u64,
+        dests: Arc<Vec<Dest>>,
+    },
 }
 
 pub struct PublishPlan {
+    pub protocol: Protocol,
+    /// Extra header lines of every POST (`--publish-header`), each ending in CRLF.
+    pub headers: String,
     pub server: SocketAddr,
     pub host: String,
     pub path_prefix: String,
@@ -234,6 +276,32 @@ pub struct PublishResult {
     pub latency_from: LatencyFrom,
     /// How late the messages were sent after their scheduled time (fixed rate only).
     pub send_lag: Option<stats::Latency>,
+    /// The histograms behind `post_rtt` and `send_lag` (to merge batches).
+    pub rtt_hist: Option<hdrhistogram::Histogram<u64>>,
+    pub lag_hist: Option<hdrhistogram::Histogram<u64>>,
+}
+
+impl PublishResult {
+    /// Adds another batch's results (resume scenario: several batches make a run).
+    pub fn merge(&mut self, o: PublishResult) {
+        self.published += o.published;
+        self.skipped.extend(o.skipped);
+        self.ok += o.ok;
+        self.errors += o.errors;
+        self.server_delivered += o.server_delivered;
+        self.elapsed += o.elapsed;
+        self.latency_from = o.latency_from;
+        for (mine, theirs, out) in [
+            (&mut self.rtt_hist, o.rtt_hist, &mut self.post_rtt),
+            (&mut self.lag_hist, o.lag_hist, &mut self.send_lag),
+        ] {
+            if let Some(theirs) = theirs {
+                let h = mine.get_or_insert_with(stats::new_hist);
+                let _ = h.add(&theirs);
+                *out = Some(stats::latency_of(h));
+            }
+        }
+    }
 }
 
 /// Unix nanos at which message `seq` is due, for a run that started at `start_unix`.
@@ -248,7 +316,14 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
     let start = Instant::now();
     let start_unix = stats::now_nanos();
     let end = start + plan.duration;
-    let total = if plan.rate > 0.0 {
+    // A listed batch: its own messages, numbered first_seq + k, and no time limit.
+    let (first_seq, listed) = match &plan.target {
+        Target::Listed { first_seq, dests } => (*first_seq, Some(dests.len() as u64)),
+        _ => (0, None),
+    };
+    let total = if let Some(n) = listed {
+        n
+    } else if plan.rate > 0.0 {
         (plan.rate * plan.duration.as_secs_f64()).ceil() as u64
     } else {
         u64::MAX
@@ -265,16 +340,17 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
             let mut rtt = stats::new_hist();
             let mut lag = stats::new_hist();
             loop {
-                let seq = next.fetch_add(1, Ordering::Relaxed);
-                if seq >= total {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= total {
                     break;
                 }
+                let seq = first_seq + k;
                 if plan.rate > 0.0 {
-                    let due = start + Duration::from_secs_f64(seq as f64 / plan.rate);
+                    let due = start + Duration::from_secs_f64(k as f64 / plan.rate);
                     if due > Instant::now() {
                         tokio::time::sleep_until(due).await;
                     }
-                } else if Instant::now() >= end {
+                } else if listed.is_none() && Instant::now() >= end {
                     skipped.push(seq);
                     break;
                 }
@@ -283,29 +359,31 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
                     skipped.push(seq);
                     break;
                 }
-                let path = match plan.target {
-                    Target::Broadcast => format!("{}/broadcast", plan.path_prefix),
-                    Target::Unicast { users } => format!(
-                        "{}/message?username={}{}",
-                        plan.path_prefix,
-                        plan.user_prefix,
-                        seq % users
-                    ),
+                let dest = match &plan.target {
+                    Target::Broadcast => Dest::Broadcast,
+                    Target::Unicast { users } => Dest::User(seq % users),
+                    Target::Listed { dests, .. } => dests[k as usize],
                     Target::Kafka { .. } => unreachable!(),
                 };
                 let sent = Instant::now();
                 let sent_unix = stats::now_nanos();
                 let t = if plan.rate > 0.0 {
-                    let due = scheduled_nanos(start_unix, seq, plan.rate);
+                    let due = scheduled_nanos(start_unix, k, plan.rate);
                     stats::record_nanos(&mut lag, sent_unix.saturating_sub(due));
                     due
                 } else {
                     sent_unix
                 };
-                let body = format!("seq={seq} t={t}{}", plan.padding);
+                let payload = format!("seq={seq} t={t}{}", plan.padding);
+                let (path, content_type, body) = plan.protocol.publish_request(
+                    &plan.path_prefix,
+                    &plan.user_prefix,
+                    dest,
+                    &payload,
+                );
                 let reply = tokio::time::timeout(
                     plan.request_timeout,
-                    conn.request("POST", &path, body.as_bytes()),
+                    conn.request_with("POST", &path, content_type, &plan.headers, body.as_bytes()),
                 )
                 .await;
                 let Ok(reply) = reply else {
@@ -324,8 +402,13 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
                 };
                 match reply {
                     // Any 2xx is accepted: sse-server answers 200 with
-                    // `{"id","delivered"}`, Nchan 201/202 with a text summary.
-                    Ok(reply) if (200..300).contains(&reply.status) => {
+                    // `{"id","delivered"}`, Nchan 201/202 with a text summary, Mercure
+                    // 200 with the update's id, Centrifugo 200 with `{"result":..}`
+                    // (or `{"error":..}`, a failure).
+                    Ok(reply)
+                        if (200..300).contains(&reply.status)
+                            && !plan.protocol.reply_is_error(&reply.body) =>
+                    {
                         ok += 1;
                         delivered += delivered_of(&reply.body).unwrap_or(0);
                         let _ = rtt.record((sent.elapsed().as_micros() as u64).max(1));
@@ -368,6 +451,7 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
         let _ = lag_all.add(&lag);
     }
     result.published = next.load(Ordering::Relaxed).min(total);
+    // Listed batches report `skipped` in absolute numbers; `published` is a count.
     // Sequence numbers taken after the end (rate 0) are beyond `published`? No: they
     // were taken, so they are in 0..published and listed in `skipped`.
     result.skipped.sort_unstable();
@@ -376,9 +460,11 @@ pub async fn publish(plan: Arc<PublishPlan>) -> Result<PublishResult> {
     result.post_rtt = Some(stats::latency_of(&rtt_all));
     if plan.rate > 0.0 {
         result.send_lag = Some(stats::latency_of(&lag_all));
+        result.lag_hist = Some(lag_all);
     } else {
         result.latency_from = LatencyFrom::Sent;
     }
+    result.rtt_hist = Some(rtt_all);
     Ok(result)
 }
 
@@ -395,11 +481,26 @@ async fn publish_kafka(plan: Arc<PublishPlan>) -> Result<PublishResult> {
     let mut child = Command::new(prog)
         .args(args)
         .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {command}"))?;
     let mut stdin = child.stdin.take().unwrap();
+    // The schedule starts once the producer says it is connected ("ready"), so its
+    // own start-up (an interpreter, a first metadata round trip) is not counted as
+    // the latency of the first records.
+    let mut ready = String::new();
+    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::io::AsyncBufReadExt::read_line(&mut stdout, &mut ready),
+    )
+    .await
+    .context("the Kafka producer did not say it was ready within 30 s")??;
+    anyhow::ensure!(
+        ready.trim() == "ready",
+        "the Kafka producer said {ready:?} instead of \"ready\""
+    );
     let start = Instant::now();
     let start_unix = stats::now_nanos();
     let rate = if plan.rate > 0.0 { plan.rate } else { 1000.0 };
@@ -460,6 +561,8 @@ async fn publish_kafka(plan: Arc<PublishPlan>) -> Result<PublishResult> {
         post_rtt: None,
         latency_from: LatencyFrom::Scheduled,
         send_lag: Some(stats::latency_of(&lag)),
+        rtt_hist: None,
+        lag_hist: Some(lag),
     })
 }
 
