@@ -52,7 +52,7 @@ for target in "${TARGETS[@]}"; do
     log="fuzz/corpus/$target.log"
     if cargo "${toolchain[@]}" fuzz run "${flags[@]}" "$target" \
         "$ROOT/fuzz/corpus/$target" "$ROOT/fuzz/seeds/$target" -- \
-        -max_total_time="$SECONDS_PER_TARGET" -workers=1 -jobs=1 -print_final_stats=1 \
+        -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 \
         "${dict[@]}" >"$log" 2>&1; then
         status=ok
     else
