@@ -259,7 +259,16 @@ impl Config {
 }
 
 impl Default for Config {
+    /// Every flag's default, whatever the environment says: the `SSE_*` variables
+    /// are read by the command line alone (`Cli::parse` in `main`), so a test or an
+    /// embedding never depends on the shell it runs in.
     fn default() -> Self {
-        Cli::parse_from(["sse-server"]).config
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Cli::command().mut_args(|arg| arg.env(None::<&str>));
+        let matches = command.get_matches_from(["sse-server"]);
+        match Cli::from_arg_matches(&matches) {
+            Ok(cli) => cli.config,
+            Err(e) => unreachable!("the flags' defaults always parse: {e}"),
+        }
     }
 }

@@ -254,15 +254,27 @@ where
 /// reader being restarted.
 #[cfg(debug_assertions)]
 mod test_hook {
+    use std::sync::OnceLock;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     static PANICKED: AtomicBool = AtomicBool::new(false);
 
+    /// The trigger, read from the environment once.
+    fn trigger() -> Option<&'static [u8]> {
+        static TRIGGER: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+        TRIGGER
+            .get_or_init(|| {
+                std::env::var_os("SSE_TEST_PANIC_ONCE")
+                    .map(|t| t.as_encoded_bytes().to_vec())
+                    .filter(|t| !t.is_empty())
+            })
+            .as_deref()
+    }
+
     pub fn panic_once_on(payload: &[u8]) {
-        let Some(trigger) = std::env::var_os("SSE_TEST_PANIC_ONCE") else {
+        let Some(trigger) = trigger() else {
             return;
         };
-        let trigger = trigger.as_encoded_bytes();
         if !trigger.is_empty()
             && payload.windows(trigger.len()).any(|w| w == trigger)
             && !PANICKED.swap(true, Ordering::SeqCst)

@@ -66,7 +66,7 @@ impl FactEvent {
             FactEvent::ReportStatusUpdate { id, status } => {
                 serde_json::json!({ "id": id, "status": status }).to_string()
             }
-            FactEvent::NewReport(report) => serde_json::to_string(report).unwrap_or_default(),
+            FactEvent::NewReport(report) => report.to_json(),
             FactEvent::ReportStatusRejected { id, status, reason } => {
                 serde_json::json!({ "id": id, "status": status, "reason": reason }).to_string()
             }
@@ -78,7 +78,9 @@ impl FactEvent {
 /// order). Its cause is already stored, so it is retried until the bus takes it;
 /// it fails only when the server shuts down first.
 pub async fn announce(app: &AppState, fact: &Fact) -> Result<(), crate::bus::BusError> {
-    let payload = serde_json::to_vec(fact).unwrap_or_default();
+    // Plain fields and string keys: serializing cannot fail, and an empty record
+    // must never be published in its place.
+    let payload = serde_json::to_vec(fact).expect("a Fact always serializes");
     app.bus
         .publish_until_done(
             &app.config.v4_event_topic,

@@ -95,6 +95,13 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report as the API shows it. Serializing it cannot fail (plain fields,
+    /// string keys), so there is no error to hand on; the `expect` says so rather
+    /// than silently sending an empty report.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a Report always serializes")
+    }
+
     /// Whether `command` is the last change applied to this report: re-announcing
     /// its outcome then shows the status the report still has.
     pub fn last_applied_is(&self, command: Uuid) -> bool {

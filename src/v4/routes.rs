@@ -177,7 +177,9 @@ async fn change(
         expected_version: report.version,
         requested_at: Utc::now(),
     };
-    let payload = serde_json::to_vec(&command).unwrap_or_default();
+    // Plain fields and string keys: serializing cannot fail, and an empty command
+    // must never be published in its place.
+    let payload = serde_json::to_vec(&command).expect("a StatusChange always serializes");
     app.bus
         .publish(
             &app.config.v4_command_topic,
@@ -252,10 +254,7 @@ async fn stream(
 /// Both carry the snapshot's id. With a budget too small for even one report the
 /// snapshot is `[]`, still followed by the notice.
 fn snapshot(id: &str, reports: &[Report], budget: usize) -> Vec<Bytes> {
-    let items: Vec<String> = reports
-        .iter()
-        .map(|r| serde_json::to_string(r).unwrap_or_default())
-        .collect();
+    let items: Vec<String> = reports.iter().map(Report::to_json).collect();
     let frame_of = |sent: &[String]| frame(id, Some("snapshot"), &format!("[{}]", sent.join(",")));
     // The frame of `[]`, then each report and the comma before all but the first.
     let empty = frame_of(&[]).len();

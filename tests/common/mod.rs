@@ -221,14 +221,22 @@ impl SseClient {
         }
     }
 
-    /// Asserts that no event arrives within `wait`.
+    /// Asserts that no event arrives within `wait` and that the stream is still
+    /// open at the end of it: a stream the server dropped is not "silent".
     pub async fn expect_silence(&mut self, wait: Duration) {
-        let got = tokio::time::timeout(wait, self.events.next()).await;
-        if let Ok(Some(Ok(event))) = got {
-            assert!(
-                event.data.is_empty() && event.event.is_empty(),
-                "unexpected event {event:?}"
-            );
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.next()).await {
+                Err(_) => return,
+                Ok(None) => panic!("the stream ended while it should have stayed open and silent"),
+                Ok(Some(Err(e))) => {
+                    panic!("the stream broke while it should have stayed silent: {e}")
+                }
+                Ok(Some(Ok(event))) => assert!(
+                    event.data.is_empty() && event.event.is_empty(),
+                    "unexpected event {event:?}"
+                ),
+            }
         }
     }
 
