@@ -1,12 +1,15 @@
 //! sse-bench: load tool for sse-server (and any server with the same /v2, /v3 API).
 //!
-//! `sse-bench <idle|fanout|unicast|stalled|kafka> --url http://127.0.0.1:3000 [options]`
+//! `sse-bench <idle|fanout|unicast|stalled|kafka|resume> --url http://127.0.0.1:3000 [options]`
 //! prints progress on stderr every second and one JSON summary on stdout at the end.
 //! `sse-bench --smoke` is a short unicast run that exits 1 on any lost or duplicated event.
+//! `--protocol centrifugo|mercure|nchan` measures a peer through its own protocol.
 
 mod floor;
 mod plot;
+mod protocol;
 mod publish;
+mod resume;
 mod sse;
 mod stats;
 
@@ -44,12 +47,17 @@ enum Scenario {
     /// records `user:payload` to Kafka at --rate, subscribers on /v3/sse (with
     /// --kafka-floor, a plain consumer of the topic beside them).
     Kafka,
+    /// Subscribers receive --live-messages each, disconnect, miss --away-messages
+    /// each, reconnect through their protocol's recovery (Last-Event-ID, or
+    /// Centrifugo's offset and epoch), then get --live-messages more: what went
+    /// missing or came twice (`resume` in the summary).
+    Resume,
 }
 
 #[derive(Parser, Clone, Debug)]
 #[command(
     version,
-    about = "Load tool for sse-server: idle, fanout, unicast, stalled, kafka"
+    about = "Load tool for sse-server: idle, fanout, unicast, stalled, kafka, resume"
 )]
 struct Args {
     /// What to run (not needed with --smoke).
@@ -58,6 +66,25 @@ struct Args {
     /// Base URL of the server (http only).
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     url: String,
+    /// The server's protocol: how subscribers connect and read, how messages are
+    /// published (kafka: sse-server only).
+    #[arg(long, value_enum, default_value_t = protocol::Protocol::SseServer)]
+    protocol: protocol::Protocol,
+    /// A header sent with every publish, "Name: value" (repeatable), e.g.
+    /// `X-API-Key: KEY` (Centrifugo) or `Authorization: Bearer JWT` (Mercure).
+    #[arg(long = "publish-header", value_name = "HEADER")]
+    publish_header: Vec<String>,
+    /// resume: messages per user published while the subscribers are away.
+    #[arg(long, default_value_t = 20)]
+    away_messages: u64,
+    /// resume: messages per user published before the subscribers leave, and again
+    /// after they are back.
+    #[arg(long, default_value_t = 3)]
+    live_messages: u64,
+    /// resume: broadcasts published while the subscribers are away (0: none at all;
+    /// otherwise one more before they leave and one after they are back).
+    #[arg(long, default_value_t = 2)]
+    away_broadcasts: u64,
     /// SSE connections to open.
     #[arg(long, short = 'n', default_value_t = 1000)]
     connections: usize,
@@ -244,6 +271,8 @@ fn main() -> Result<()> {
         args.duration = 3.0;
         args.strict = true;
     }
+    // Fails early on a malformed --publish-header.
+    protocol::header_lines(&args.publish_header)?;
     // Each stream is a socket: raise the soft open-files limit to the hard one.
     if let Ok((_, hard)) = rlimit::Resource::NOFILE.get() {
         let _ = rlimit::Resource::NOFILE.set(hard, hard);
@@ -290,6 +319,9 @@ fn setup(args: &Args) -> Result<Setup> {
         .user_prefix
         .clone()
         .unwrap_or_else(|| format!("bench{}-", std::process::id()));
+    if scenario == Scenario::Kafka && args.protocol != protocol::Protocol::SseServer {
+        bail!("the kafka scenario is sse-server's (--protocol sse-server)");
+    }
     let mode = match scenario {
         Scenario::Idle => Mode::None,
         Scenario::Fanout => Mode::Broadcast,
@@ -305,6 +337,7 @@ fn setup(args: &Args) -> Result<Setup> {
         "/v2/sse"
     };
     let sub = Arc::new(SubConfig {
+        protocol: args.protocol,
         server,
         host_header: host.clone(),
         path: path.to_string(),
@@ -605,7 +638,14 @@ async fn run_main(args: Args) -> Result<i32> {
     let request_timeout = Duration::from_secs_f64(args.request_timeout);
     let rss = || stats::rss_kib_sum(&args.server_pid);
     let rss_before = rss();
-    let metrics_before = publish::get_text(s.server, &s.host, "/metrics", request_timeout).await;
+    // sse-server's metrics (Nchan has none: the GET fails and they stay null; the
+    // other peers' /metrics, if any, have other names).
+    let has_metrics = args.protocol.is_v2();
+    let metrics_before = if has_metrics {
+        publish::get_text(s.server, &s.host, "/metrics", request_timeout).await
+    } else {
+        None
+    };
 
     let timeline = Arc::new(Timeline {
         ticks: Mutex::new(Vec::new()),
@@ -683,11 +723,24 @@ async fn run_main(args: Args) -> Result<i32> {
         }
     }
 
+    let mut resume_summary = Value::Null;
+    let resumed = if s.scenario == Scenario::Resume {
+        if workers > 1 {
+            bail!(
+                "the resume scenario runs in one process (--workers 1, at most 19,000 connections)"
+            );
+        }
+        Some(resume::run(&args, &s, &timeline).await?)
+    } else {
+        None
+    };
     // 1. Connect.
     let connect_start = Instant::now();
     let mut local = None;
     let mut remote = None;
-    let (connected, failed) = if workers == 1 {
+    let (connected, failed) = if let Some(r) = &resumed {
+        (r.connected, r.failed)
+    } else if workers == 1 {
         let subs = LocalSubs::start(&s.sub, 0..args.connections, args.connect_concurrency);
         subs.wait_ready().await;
         local = Some(subs);
@@ -710,14 +763,27 @@ async fn run_main(args: Args) -> Result<i32> {
         remote = Some(r);
         (c, f)
     };
-    let setup_secs = connect_start.elapsed().as_secs_f64();
-    let rss_connected = rss();
+    let setup_secs = match &resumed {
+        Some(r) => r.setup_secs,
+        None => connect_start.elapsed().as_secs_f64(),
+    };
+    let rss_connected = match &resumed {
+        Some(r) => r.rss_connected,
+        None => rss(),
+    };
 
-    // 2. Hold or publish.
+    // 2. Hold or publish (the resume scenario did all of it above).
+    let mut agg = Aggregate::default();
     let mut rss_full = rss_connected;
     let mut publish_result = PublishResult::default();
-    let publish_start = Instant::now();
-    if s.scenario == Scenario::Idle {
+    let mut publish_start = Instant::now();
+    if let Some(r) = resumed {
+        publish_result = r.publish;
+        publish_start = r.publish_start;
+        resume_summary = r.summary;
+        rss_full = r.rss_full.or(rss_connected);
+        agg = r.agg;
+    } else if s.scenario == Scenario::Idle {
         *timeline.phase.lock().unwrap() = "hold";
         tokio::time::sleep(Duration::from_secs_f64(args.hold)).await;
         rss_full = rss().max(rss_connected);
@@ -732,6 +798,8 @@ async fn run_main(args: Args) -> Result<i32> {
             _ => Target::Unicast { users: s.users },
         };
         let plan = Arc::new(PublishPlan {
+            protocol: args.protocol,
+            headers: protocol::header_lines(&args.publish_header)?,
             server: s.server,
             host: s.host.clone(),
             path_prefix: if s.scenario == Scenario::Kafka {
@@ -758,7 +826,6 @@ async fn run_main(args: Args) -> Result<i32> {
     };
     let deadline = Instant::now() + Duration::from_secs_f64(grace);
     let floor_done = floor.map(|f| tokio::spawn(f.finish(publish_result.published, deadline)));
-    let mut agg = Aggregate::default();
     let mut worker_errors = Vec::new();
     if let Some(subs) = local.take() {
         agg = subs
@@ -809,7 +876,11 @@ async fn run_main(args: Args) -> Result<i32> {
     let rss_after = rss();
     ticker.abort();
     let _ = timeline.total.lock().unwrap().add(drain_all());
-    let metrics_after = publish::get_text(s.server, &s.host, "/metrics", request_timeout).await;
+    let metrics_after = if has_metrics {
+        publish::get_text(s.server, &s.host, "/metrics", request_timeout).await
+    } else {
+        None
+    };
     // When the server stopped answering (here or in a worker process), from the start.
     let frozen_since = match (stats::frozen_since().unwrap_or(0), agg.frozen_since) {
         (0, b) => b,
@@ -841,6 +912,7 @@ async fn run_main(args: Args) -> Result<i32> {
     let publishes = s.scenario != Scenario::Idle;
     let summary = json!({
         "scenario": s.scenario,
+        "protocol": args.protocol,
         "label": args.label,
         "url": args.url,
         "workers": workers,
@@ -897,6 +969,10 @@ async fn run_main(args: Args) -> Result<i32> {
         "errors": errors.iter().map(|(m, n)| json!({"message": m, "count": n})).collect::<Vec<_>>(),
         "timeline": ticks,
     });
+    let mut summary = summary;
+    if s.scenario == Scenario::Resume {
+        summary["resume"] = resume_summary.clone();
+    }
     println!("{}", serde_json::to_string(&summary)?);
     if let Some(path) = &args.plot {
         let title = format!(
@@ -908,7 +984,20 @@ async fn run_main(args: Args) -> Result<i32> {
             eprintln!("plot failed: {e:#}");
         }
     }
-    let bad = agg.lost > 0
+    let resume_bad = ["missing", "repeated", "replayed_before"]
+        .iter()
+        .any(|k| resume_summary[k].as_u64().unwrap_or(0) > 0);
+    if resume_bad {
+        eprintln!(
+            "resume: missing={} repeated={} replayed_before={} exact_subscribers={}",
+            resume_summary["missing"],
+            resume_summary["repeated"],
+            resume_summary["replayed_before"],
+            resume_summary["exact_subscribers"]
+        );
+    }
+    let bad = resume_bad
+        || agg.lost > 0
         || agg.duplicated > 0
         || agg.late > 0
         || failed > 0

@@ -44,11 +44,6 @@ impl HttpConn {
         }
     }
 
-    pub async fn request(&mut self, method: &str, path: &str, body: &[u8]) -> Result<Reply> {
-        self.request_with(method, path, "text/plain; charset=utf-8", "", body)
-            .await
-    }
-
     /// A request with this content type and extra header lines (each ending in CRLF).
     pub async fn request_with(
         &mut self,

@@ -1,6 +1,8 @@
 //! A minimal HTTP/1.1 + SSE client over a raw `TcpStream`: one small buffer per
-//! connection, chunked transfer decoding, and `data: seq=N t=NANOS` parsing.
+//! connection, chunked transfer decoding, and `data: seq=N t=NANOS` parsing (the
+//! payload as the event's data, or inside Centrifugo's JSON pushes).
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +14,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
+use crate::protocol::{CfPub, CfPush, ChannelPos, Protocol, ResumePoint};
 use crate::stats::{self, COUNTERS, Tracker};
 
 /// How a connection maps a message's sequence number to its own dense index.
@@ -55,6 +58,7 @@ pub struct StopInfo {
 }
 
 pub struct SubConfig {
+    pub protocol: Protocol,
     pub server: SocketAddr,
     pub host_header: String,
     pub path: String,
@@ -169,6 +173,19 @@ pub struct SseParser {
     state: Chunk,
     line: Vec<u8>,
     pending: Option<(u64, u64)>,
+    /// Centrifugo: events are JSON pushes, collected in `data` until dispatched.
+    json: bool,
+    data: Vec<u8>,
+    /// Keep what a reconnection resumes from (ids, Centrifugo's positions).
+    track: bool,
+    pending_id: Option<String>,
+    reset_event: bool,
+    last_id: Option<String>,
+    positions: HashMap<String, ChannelPos>,
+    channel_ids: HashMap<i64, String>,
+    /// Events saying the resume point was not honoured: sse-server's `event: reset`,
+    /// a Centrifugo subscription with `was_recovering` but not `recovered`.
+    pub resets: u64,
 }
 
 impl SseParser {
@@ -178,6 +195,34 @@ impl SseParser {
             state: Chunk::Size(0),
             line: Vec::new(),
             pending: None,
+            json: false,
+            data: Vec::new(),
+            track: false,
+            pending_id: None,
+            reset_event: false,
+            last_id: None,
+            positions: HashMap::new(),
+            channel_ids: HashMap::new(),
+            resets: 0,
+        }
+    }
+
+    /// A parser for `protocol`'s events; `track` keeps the resume point.
+    pub fn for_protocol(chunked: bool, protocol: Protocol, track: bool) -> Self {
+        SseParser {
+            json: protocol.json_frames(),
+            track,
+            ..SseParser::new(chunked)
+        }
+    }
+
+    /// Where a new connection would resume from: the last event id, or (Centrifugo)
+    /// each channel's epoch and last offset.
+    pub fn resume_point(&self) -> Option<ResumePoint> {
+        if self.json {
+            (!self.positions.is_empty()).then(|| ResumePoint::Positions(self.positions.clone()))
+        } else {
+            self.last_id.clone().map(ResumePoint::LastEventId)
         }
     }
 
@@ -254,12 +299,115 @@ impl SseParser {
     fn line_done(&mut self, line: &[u8], on_event: &mut impl FnMut(u64, u64)) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
-            if let Some((seq, t)) = self.pending.take() {
+            // Dispatch (the id counts even for an event without data).
+            if self.track {
+                if let Some(id) = self.pending_id.take() {
+                    self.last_id = Some(id);
+                }
+                if std::mem::take(&mut self.reset_event) {
+                    self.resets += 1;
+                }
+            }
+            if self.json {
+                if !self.data.is_empty() {
+                    let data = std::mem::take(&mut self.data);
+                    self.dispatch_json(&data, on_event);
+                    self.data = data;
+                    self.data.clear();
+                }
+            } else if let Some((seq, t)) = self.pending.take() {
                 on_event(seq, t);
             }
         } else if let Some(value) = line.strip_prefix(b"data:") {
             let value = value.strip_prefix(b" ").unwrap_or(value);
-            self.pending = parse_payload(value);
+            if self.json {
+                if !self.data.is_empty() {
+                    self.data.push(b'\n');
+                }
+                self.data.extend_from_slice(value);
+            } else {
+                self.pending = parse_payload(value);
+            }
+        } else if self.track {
+            if let Some(value) = line.strip_prefix(b"id:") {
+                let value = value.strip_prefix(b" ").unwrap_or(value);
+                self.pending_id = Some(String::from_utf8_lossy(value).into_owned());
+            } else if let Some(value) = line.strip_prefix(b"event:") {
+                let value = value.strip_prefix(b" ").unwrap_or(value);
+                self.reset_event = value == b"reset";
+            }
+        }
+    }
+
+    /// One Centrifugo push: publications (live, or recovered in the connect reply)
+    /// give events; the connect reply and publications move each channel's position.
+    fn dispatch_json(&mut self, data: &[u8], on_event: &mut impl FnMut(u64, u64)) {
+        if data == b"{}" {
+            return; // ping
+        }
+        let push: CfPush = match serde_json::from_slice(data) {
+            Ok(p) => p,
+            Err(e) => {
+                stats::note_error(&format!("unreadable push ({e})"));
+                return;
+            }
+        };
+        fn emit(p: &CfPub, on_event: &mut impl FnMut(u64, u64)) {
+            if let Some(m) = p.data.as_ref().and_then(|d| d.m.as_deref())
+                && let Some((seq, t)) = parse_payload(m.as_bytes())
+            {
+                on_event(seq, t);
+            }
+        }
+        if let Some(connect) = push.connect {
+            for (channel, sub) in connect.subs {
+                for p in &sub.publications {
+                    emit(p, on_event);
+                }
+                if self.track {
+                    if sub.was_recovering && !sub.recovered {
+                        self.resets += 1;
+                    }
+                    if let Some(id) = sub.id.filter(|id| *id != 0) {
+                        self.channel_ids.insert(id, channel.clone());
+                    }
+                    let last = sub.publications.iter().map(|p| p.offset).max();
+                    self.positions.insert(
+                        channel,
+                        ChannelPos {
+                            epoch: sub.epoch,
+                            offset: last.unwrap_or(0).max(sub.offset),
+                        },
+                    );
+                }
+            }
+        }
+        if let Some(p) = &push.publication {
+            emit(p, on_event);
+            if self.track {
+                let channel = push
+                    .channel
+                    .clone()
+                    .filter(|c| !c.is_empty())
+                    .or_else(|| p.channel.clone().filter(|c| !c.is_empty()))
+                    .or_else(|| push.id.and_then(|id| self.channel_ids.get(&id).cloned()));
+                if let Some(channel) = channel {
+                    let pos = self.positions.entry(channel).or_default();
+                    pos.offset = pos.offset.max(p.offset);
+                    if let Some(epoch) = p.epoch.as_ref().filter(|e| !e.is_empty()) {
+                        pos.epoch = epoch.clone();
+                    }
+                }
+            }
+        }
+        if push.disconnect.is_some() {
+            stats::note_error(&format!(
+                "server sent a disconnect push: {}",
+                String::from_utf8_lossy(data)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            ));
         }
     }
 }
@@ -290,6 +438,42 @@ fn parse_u64(v: &[u8]) -> Option<u64> {
         n = n.checked_mul(10)?.checked_add((b - b'0') as u64)?;
     }
     Some(n)
+}
+
+/// An open stream once its response headers are read.
+pub struct OpenStream {
+    pub stream: TcpStream,
+    pub buf: Vec<u8>,
+    pub chunked: bool,
+    /// The body bytes read with the headers: `buf[body_start..filled]`.
+    pub body_start: usize,
+    pub filled: usize,
+}
+
+/// Connects subscriber `i` (of user `i % users`), sends its protocol's GET (resuming
+/// from `resume`) and reads the response headers.
+pub async fn open_stream(
+    i: usize,
+    cfg: &SubConfig,
+    stalled: bool,
+    resume: Option<&ResumePoint>,
+) -> Result<OpenStream> {
+    let rcvbuf = stalled.then_some(cfg.stalled_rcvbuf);
+    let mut stream = connect_from(i, cfg.server, cfg.source_ips, rcvbuf).await?;
+    let name = format!("{}{}", cfg.prefix, cfg.user_of(i));
+    let req = cfg
+        .protocol
+        .subscribe_request(&cfg.path, &name, &cfg.host_header, resume);
+    stream.write_all(req.as_bytes()).await?;
+    let mut buf = vec![0u8; if stalled { 512 } else { 2048 }];
+    let (chunked, body_start, filled) = read_head(&mut stream, &mut buf).await?;
+    Ok(OpenStream {
+        stream,
+        buf,
+        chunked,
+        body_start,
+        filled,
+    })
 }
 
 /// Connections of this process still reading what they expect, and a signal for
@@ -324,21 +508,16 @@ pub async fn run_connection(
         return out;
     }
     let started_unix = stats::now_nanos();
-    let setup = async {
-        let rcvbuf = stalled.then_some(cfg.stalled_rcvbuf);
-        let mut stream = connect_from(i, cfg.server, cfg.source_ips, rcvbuf).await?;
-        let req = format!(
-            "GET {}?username={}{} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
-            cfg.path, cfg.prefix, user, cfg.host_header
-        );
-        stream.write_all(req.as_bytes()).await?;
-        let mut buf = vec![0u8; if stalled { 512 } else { 2048 }];
-        let (chunked, body_start, filled) = read_head(&mut stream, &mut buf).await?;
-        anyhow::Ok((stream, buf, chunked, body_start, filled))
-    };
+    let setup = open_stream(i, &cfg, stalled, None);
     let setup = tokio::time::timeout(cfg.connect_timeout, setup).await;
     drop(permit);
-    let (mut stream, mut buf, chunked, body_start, filled) = match setup {
+    let OpenStream {
+        mut stream,
+        mut buf,
+        chunked,
+        body_start,
+        filled,
+    } = match setup {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
             stats::note_error(&format!("connect: {e:#}"));
@@ -375,7 +554,7 @@ pub async fn run_connection(
         return out;
     }
 
-    let mut parser = SseParser::new(chunked);
+    let mut parser = SseParser::for_protocol(chunked, cfg.protocol, false);
     let mut tracker = Tracker::default();
     let mode = cfg.mode;
     let mut events = 0u64;
@@ -483,6 +662,61 @@ mod tests {
             p.feed(&body[split..], &mut |s, t| got.push((s, t)));
             assert_eq!(got, vec![(7, 100)], "split at {split}");
         }
+    }
+
+    #[test]
+    fn keeps_last_event_id_and_resets() {
+        let body = b"retry: 2000\n\nid: 1.0.5\ndata: seq=1 t=9\n\n: keep-alive\n\nevent: reset\nid: 2.0.0\ndata: {}\n\n";
+        let mut p = SseParser::for_protocol(false, Protocol::SseServer, true);
+        let mut got = vec![];
+        p.feed(&body[..40], &mut |s, t| got.push((s, t)));
+        assert_eq!(
+            p.resume_point(),
+            Some(ResumePoint::LastEventId("1.0.5".into()))
+        );
+        p.feed(&body[40..], &mut |s, t| got.push((s, t)));
+        assert_eq!(got, vec![(1, 9)]);
+        assert_eq!(p.resets, 1);
+        assert_eq!(
+            p.resume_point(),
+            Some(ResumePoint::LastEventId("2.0.0".into()))
+        );
+    }
+
+    #[test]
+    fn parses_centrifugo_pushes() {
+        let body = concat!(
+            "\r\n",
+            r#"data: {"connect":{"client":"c","version":"6","subs":{"user-a":{"recoverable":true,"epoch":"EA","offset":4,"positioned":true,"recovered":true,"was_recovering":true,"publications":[{"data":{"m":"seq=5 t=50"},"offset":5}]},"all":{"recoverable":true,"epoch":"EB","offset":2,"was_recovering":true}},"ping":25,"session":"s"}}"#,
+            "\n\ndata: {}\n\n",
+            r#"data: {"channel":"user-a","pub":{"data":{"m":"seq=7 t=70"},"offset":6}}"#,
+            "\n\n"
+        );
+        let mut p = SseParser::for_protocol(false, Protocol::Centrifugo, true);
+        let mut got = vec![];
+        for chunk in body.as_bytes().chunks(7) {
+            p.feed(chunk, &mut |s, t| got.push((s, t)));
+        }
+        assert_eq!(got, vec![(5, 50), (7, 70)]);
+        // `all` was being recovered but not recovered: one reset.
+        assert_eq!(p.resets, 1);
+        let Some(ResumePoint::Positions(pos)) = p.resume_point() else {
+            panic!("no positions")
+        };
+        assert_eq!(
+            pos["user-a"],
+            ChannelPos {
+                epoch: "EA".into(),
+                offset: 6
+            }
+        );
+        assert_eq!(
+            pos["all"],
+            ChannelPos {
+                epoch: "EB".into(),
+                offset: 2
+            }
+        );
     }
 
     #[test]
