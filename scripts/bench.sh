@@ -52,6 +52,13 @@
 # bench/peers/nchan.conf with the same /v2 API, 1 worker process for the idle runs (so
 # one process holds every stream) and 2 for the rest. Its RSS is the sum of its workers'
 # VmRSS. Its results go to bench/target/results/peers/nchan/ (same file names).
+# Then against Centrifugo v6 (bench/peers/centrifugo.json: unidirectional SSE, HTTP API
+# with an API key) and a Mercure hub (Caddy + the mercure module, bench/peers/Caddyfile:
+# Bolt history, a publisher JWT made here), each built once into
+# ~/.cache/sse-server/peers/ by bench/peers/build.sh (pinned versions, a few minutes the
+# first time) and measured as one process; the load tool speaks each one's protocol
+# (--protocol, --publish-header). Results in peers/centrifugo/ and peers/mercure/.
+# bench/peers/README.md says what each peer is and how it is set up.
 #
 # Environment knobs (all optional):
 #   BENCH_PORT            port of the server started here (default 3990)
@@ -68,9 +75,12 @@
 #   BENCH_QUICK=1         fewer, shorter runs (to try the script out)
 #   BENCH_SERVER_BIN      measure this server binary instead of building target/release/sse-server
 #                         (--smoke too: instead of the freshest of target/{release,debug})
-#   BENCH_PEERS           peers measured beside sse-server in the full run: "nchan" (the
-#                         default) or empty for none; never in --smoke
+#   BENCH_PEERS           peers measured beside sse-server in the full run, in order:
+#                         "nchan centrifugo mercure" (the default), any of them, or empty
+#                         for none; never in --smoke
 #   BENCH_NCHAN_PORT      port of the Nchan peer (default 3991)
+#   BENCH_CENTRIFUGO_PORT port of the Centrifugo peer (default 3992)
+#   BENCH_MERCURE_PORT    port of the Mercure peer (default 3993)
 #   CARGO_BUILD_JOBS      passed to cargo as usual
 set -euo pipefail
 
@@ -85,7 +95,7 @@ case "${1:-}" in
     --kafka) MODE=kafka ;;
     "") ;;
     -h | --help)
-        sed -n '2,74p' "$0"
+        sed -n '2,84p' "$0"
         exit 0
         ;;
     *)
@@ -98,20 +108,29 @@ PORT=${BENCH_PORT:-3990}
 QUEUE=${BENCH_QUEUE:-1024}
 KAFKA=${BENCH_KAFKA_BROKERS:-127.0.0.1:9092}
 QUICK=${BENCH_QUICK:-0}
-PEERS=${BENCH_PEERS-nchan}
+PEERS=${BENCH_PEERS-nchan centrifugo mercure}
+KNOWN_PEERS="nchan centrifugo mercure"
 FLOOR_FETCH_WAIT_MS=${BENCH_KAFKA_FLOOR_FETCH_WAIT_MS:-500}
 IDLE_SECS=${BENCH_IDLE_SECS:-20}
 CATCHUP_RECORDS=${BENCH_CATCHUP_RECORDS:-600000}
 [ "$QUICK" = 1 ] && CATCHUP_RECORDS=${BENCH_CATCHUP_RECORDS:-60000}
 CATCHUP_TIMEOUT=${BENCH_CATCHUP_TIMEOUT:-600}
 NCHAN_PORT=${BENCH_NCHAN_PORT:-3991}
+CENTRIFUGO_PORT=${BENCH_CENTRIFUGO_PORT:-3992}
+MERCURE_PORT=${BENCH_MERCURE_PORT:-3993}
 OUT=bench/target/results
 BENCH=bench/target/release/sse-bench
 SSE_URL=http://127.0.0.1:$PORT
 NCHAN_URL=http://127.0.0.1:$NCHAN_PORT
-# What start_target starts and run measures: sse-server, or the nchan peer.
+CENTRIFUGO_URL=http://127.0.0.1:$CENTRIFUGO_PORT
+MERCURE_URL=http://127.0.0.1:$MERCURE_PORT
+# What start_target starts and run measures: sse-server, or a peer (nchan, centrifugo,
+# mercure).
 TARGET=sse-server
 URL=$SSE_URL
+# What run adds to the load tool's arguments for $TARGET: the protocol it speaks and the
+# headers its publishers send (API key, JWT).
+PROTO_ARGS=()
 # Where run writes its JSON and chart, and where the target's log goes.
 RUN_OUT=$OUT
 SERVER_LOG=$OUT/server.log
@@ -122,6 +141,12 @@ SERVER_PIDS=""
 SERVER_BIN=""
 NCHAN_WORKERS=2
 NCHAN_MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
+# The peers built by bench/peers/build.sh (set when their turn comes), and their
+# secrets: loopback only, a fresh process each time.
+CENTRIFUGO_BIN=""
+CENTRIFUGO_API_KEY=sse-bench-centrifugo-api-key
+MERCURE_BIN=""
+MERCURE_JWT_KEY=sse-bench-mercure-hs256-key-0123456789abcdef
 
 log() { printf '\n=== %s\n' "$*" >&2; }
 
@@ -259,13 +284,104 @@ start_nchan() {
     exit 1
 }
 
+# wait_peer NAME URL LOG...: waits until URL answers 200 while $SERVER_PID lives (30 s
+# at most); exits with the LOGs' last lines when the peer dies or never gets ready.
+wait_peer() {
+    local name=$1 url=$2
+    shift 2
+    for _ in $(seq 1 150); do
+        if curl -fs -o /dev/null --max-time 1 "$url"; then
+            return 0
+        fi
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "bench.sh: $name exited at start-up; last lines of $*:" >&2
+            tail -20 "$@" >&2 || true
+            exit 1
+        fi
+        sleep 0.2
+    done
+    echo "bench.sh: $name did not become ready within 30 s" >&2
+    exit 1
+}
+
+# refuse_busy NAME URL KNOB: exits when something already answers on URL.
+refuse_busy() {
+    if curl -s -o /dev/null --max-time 1 "$2"; then
+        echo "bench.sh: something already listens on $2; set $3" >&2
+        exit 1
+    fi
+}
+
+# install_peer NAME: builds Centrifugo or the Mercure hub into the cache when missing
+# (bench/peers/build.sh) and sets CENTRIFUGO_BIN / MERCURE_BIN. Fails (without exiting)
+# when the build fails.
+install_peer() {
+    local bin
+    bin=$(bench/peers/build.sh "$1") || return 1
+    case "$1" in
+        centrifugo) CENTRIFUGO_BIN=$bin ;;
+        mercure) MERCURE_BIN=$bin ;;
+    esac
+}
+
+# start_centrifugo: a fresh Centrifugo with bench/peers/centrifugo.json on
+# $CENTRIFUGO_PORT, ready when this returns (GET /health answers 200). One process: its
+# pid is the RSS pid. The filled config is under $OUT/peers/centrifugo/centrifugo/.
+# stop_server stops it.
+start_centrifugo() {
+    stop_server
+    refuse_busy Centrifugo "$CENTRIFUGO_URL/" BENCH_CENTRIFUGO_PORT
+    local dir=$ROOT/$OUT/peers/centrifugo/centrifugo
+    mkdir -p "$dir"
+    sed -e '/^\/\//d' -e "s|\${CENTRIFUGO_PORT}|$CENTRIFUGO_PORT|g" \
+        -e "s|\${CENTRIFUGO_API_KEY}|$CENTRIFUGO_API_KEY|g" bench/peers/centrifugo.json >"$dir/config.json"
+    "$CENTRIFUGO_BIN" -c "$dir/config.json" >>"$SERVER_LOG" 2>&1 &
+    SERVER_PID=$!
+    SERVER_PIDS=$SERVER_PID
+    wait_peer Centrifugo "$CENTRIFUGO_URL/health" "$SERVER_LOG"
+}
+
+# mercure_jwt: the publishers' JWT for the Mercure hub, HS256 over $MERCURE_JWT_KEY with
+# the claims {"mercure":{"publish":["*"]}}.
+mercure_jwt() {
+    python3 - "$MERCURE_JWT_KEY" <<'PY'
+import base64, hashlib, hmac, json, sys
+def b64(raw):
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+def part(obj):
+    return b64(json.dumps(obj, separators=(",", ":")).encode())
+signed = part({"alg": "HS256", "typ": "JWT"}) + "." + part({"mercure": {"publish": ["*"]}})
+sig = hmac.new(sys.argv[1].encode(), signed.encode(), hashlib.sha256).digest()
+print(signed + "." + b64(sig))
+PY
+}
+
+# start_mercure: a fresh Mercure hub (Caddy) with bench/peers/Caddyfile on
+# $MERCURE_PORT, ready when this returns (GET /healthz answers 200), with an empty
+# history (its Bolt file and Caddy's own files are under $OUT/peers/mercure/caddy/, new
+# each time). One process: its pid is the RSS pid. stop_server stops it.
+start_mercure() {
+    stop_server
+    refuse_busy Mercure "$MERCURE_URL/" BENCH_MERCURE_PORT
+    local dir=$ROOT/$OUT/peers/mercure/caddy
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    MERCURE_DIR=$dir MERCURE_PORT=$MERCURE_PORT MERCURE_JWT_KEY=$MERCURE_JWT_KEY \
+        XDG_DATA_HOME=$dir/data XDG_CONFIG_HOME=$dir/config \
+        "$MERCURE_BIN" run --config bench/peers/Caddyfile --adapter caddyfile >>"$SERVER_LOG" 2>&1 &
+    SERVER_PID=$!
+    SERVER_PIDS=$SERVER_PID
+    wait_peer Mercure "$MERCURE_URL/healthz" "$SERVER_LOG"
+}
+
 # start_target [sse-server flags...]: a fresh $TARGET (Nchan: $NCHAN_WORKERS workers).
 start_target() {
-    if [ "$TARGET" = nchan ]; then
-        start_nchan "$NCHAN_WORKERS"
-    else
-        start_server "$@"
-    fi
+    case "$TARGET" in
+        nchan) start_nchan "$NCHAN_WORKERS" ;;
+        centrifugo) start_centrifugo ;;
+        mercure) start_mercure ;;
+        *) start_server "$@" ;;
+    esac
 }
 
 # run NAME SSE-BENCH-ARGS...: one run against $TARGET, JSON to $RUN_OUT/NAME.json,
@@ -273,10 +389,12 @@ start_target() {
 run() {
     local name=$1
     shift
-    local args=("$@" --url "$URL" --label "$name" --plot "$RUN_OUT/$name.png")
+    local args=("$@" --url "$URL" "${PROTO_ARGS[@]}" --label "$name" --plot "$RUN_OUT/$name.png")
     local cmdline tag="" pid_word='$SERVER_PID'
     if [ "$TARGET" != sse-server ]; then
         tag="$TARGET:"
+    fi
+    if [ "$TARGET" = nchan ]; then
         pid_word='$NGINX_WORKER_PIDS'
     fi
     printf -v cmdline '%q ' "$BENCH" "${args[@]}"
@@ -662,13 +780,15 @@ fi
 stop_server
 
 # Peers: the same HTTP scenarios against each, results in $OUT/peers/NAME/.
-case " $PEERS " in
-    *" nchan "*) ;;
-    *)
-        mkdir -p "$OUT/peers"
-        echo "left out: BENCH_PEERS=\"$PEERS\" does not name nchan" >"$OUT/peers/nchan-skipped"
-        ;;
-esac
+for peer in $KNOWN_PEERS; do
+    case " $PEERS " in
+        *" $peer "*) ;;
+        *)
+            mkdir -p "$OUT/peers"
+            echo "left out: BENCH_PEERS=\"$PEERS\" does not name $peer" >"$OUT/peers/$peer-skipped"
+            ;;
+    esac
+done
 for peer in $PEERS; do
     case "$peer" in
         nchan)
@@ -678,25 +798,42 @@ for peer in $PEERS; do
                 echo "not installed" >"$OUT/peers/nchan-skipped"
                 continue
             fi
-            TARGET=nchan
             URL=$NCHAN_URL
-            RUN_OUT=$OUT/peers/nchan
-            SERVER_LOG=$RUN_OUT/server.log
-            mkdir -p "$RUN_OUT"
-            : >"$SERVER_LOG"
-            SERVER_ARGS=()
-            http_scenarios
-            stop_server
-            TARGET=sse-server
-            URL=$SSE_URL
-            RUN_OUT=$OUT
-            SERVER_LOG=$OUT/server.log
+            PROTO_ARGS=(--protocol nchan)
+            ;;
+        centrifugo | mercure)
+            if ! install_peer "$peer"; then
+                echo "bench.sh: $peer could not be built (bench/peers/build.sh $peer); its runs are left out" >&2
+                mkdir -p "$OUT/peers"
+                echo "not built (bench/peers/build.sh $peer failed)" >"$OUT/peers/$peer-skipped"
+                continue
+            fi
+            if [ "$peer" = centrifugo ]; then
+                URL=$CENTRIFUGO_URL
+                PROTO_ARGS=(--protocol centrifugo --publish-header "X-API-Key: $CENTRIFUGO_API_KEY")
+            else
+                URL=$MERCURE_URL
+                PROTO_ARGS=(--protocol mercure --publish-header "Authorization: Bearer $(mercure_jwt)")
+            fi
             ;;
         *)
-            echo "bench.sh: unknown peer '$peer' in BENCH_PEERS (known: nchan)" >&2
+            echo "bench.sh: unknown peer '$peer' in BENCH_PEERS (known: $KNOWN_PEERS)" >&2
             exit 2
             ;;
     esac
+    TARGET=$peer
+    RUN_OUT=$OUT/peers/$peer
+    SERVER_LOG=$RUN_OUT/server.log
+    mkdir -p "$RUN_OUT"
+    : >"$SERVER_LOG"
+    SERVER_ARGS=()
+    http_scenarios
+    stop_server
+    TARGET=sse-server
+    URL=$SSE_URL
+    PROTO_ARGS=()
+    RUN_OUT=$OUT
+    SERVER_LOG=$OUT/server.log
 done
 
 log "writing docs/BENCHMARKS.md"
