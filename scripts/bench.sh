@@ -14,6 +14,11 @@
 #                              the Kafka goals, between their <!-- kafka...:begin/end -->
 #                              markers); the other results and the rest of the page stay.
 #                              Fails, leaving the page alone, when no broker can be had
+#   scripts/bench.sh --quick   every scenario once, at a small size, against every target
+#                              (sse-server, Nchan, Centrifugo, Mercure; a few minutes once
+#                              the peers are built), results in bench/target/results-quick/
+#                              and the tables in its quick/BENCHMARKS.md; exits non-zero
+#                              when a run failed. For checking the tables, not the figures
 #   scripts/bench.sh --smoke   one short unicast run (300 streams, 3 s) against a freshly
 #                              started server (embedded default); exits non-zero on any
 #                              lost or duplicated event (scripts/test.sh calls this)
@@ -93,13 +98,14 @@ MODE=full
 case "${1:-}" in
     --smoke) MODE=smoke ;;
     --kafka) MODE=kafka ;;
+    --quick) MODE=quick ;;
     "") ;;
     -h | --help)
-        sed -n '2,84p' "$0"
+        sed -n '2,89p' "$0"
         exit 0
         ;;
     *)
-        echo "usage: scripts/bench.sh [--smoke | --kafka]" >&2
+        echo "usage: scripts/bench.sh [--smoke | --kafka | --quick]" >&2
         exit 2
         ;;
 esac
@@ -108,6 +114,7 @@ PORT=${BENCH_PORT:-3990}
 QUEUE=${BENCH_QUEUE:-1024}
 KAFKA=${BENCH_KAFKA_BROKERS:-127.0.0.1:9092}
 QUICK=${BENCH_QUICK:-0}
+[ "$MODE" = quick ] && QUICK=1
 PEERS=${BENCH_PEERS-nchan centrifugo mercure}
 KNOWN_PEERS="nchan centrifugo mercure"
 FLOOR_FETCH_WAIT_MS=${BENCH_KAFKA_FLOOR_FETCH_WAIT_MS:-500}
@@ -119,6 +126,8 @@ NCHAN_PORT=${BENCH_NCHAN_PORT:-3991}
 CENTRIFUGO_PORT=${BENCH_CENTRIFUGO_PORT:-3992}
 MERCURE_PORT=${BENCH_MERCURE_PORT:-3993}
 OUT=bench/target/results
+# --quick keeps its results apart, so a check never mixes with the full run's.
+[ "$MODE" = quick ] && OUT=bench/target/results-quick
 BENCH=bench/target/release/sse-bench
 SSE_URL=http://127.0.0.1:$PORT
 NCHAN_URL=http://127.0.0.1:$NCHAN_PORT
@@ -482,6 +491,17 @@ fi
 SERVER_ARGS=()
 
 # The scenarios over HTTP (/v2), run against $TARGET: sse-server, then each peer.
+# fanout_scenarios: the two fan-out series (1k and 10k subscribers).
+fanout_scenarios() {
+    if [ "$QUICK" = 1 ]; then
+        fanout_series 1000 1k 200 1000
+        fanout_series 10000 10k 20 50
+    else
+        fanout_series 1000 1k 100 300 1000 2000 4000 8000
+        fanout_series 10000 10k 10 25 50 75 100 150 200 300
+    fi
+}
+
 http_scenarios() {
 # Idle streams: RSS per stream, and RSS after they all closed. A fresh server each
 # (Nchan: one worker process, which then holds every stream).
@@ -511,13 +531,12 @@ fanout_series() { # SUBSCRIBERS LABEL RATES...
         fi
     done
 }
-if [ "$QUICK" = 1 ]; then
-    fanout_series 1000 1k 200 1000
-    fanout_series 10000 10k 20 50
-else
-    fanout_series 1000 1k 100 300 1000 2000 4000 8000
-    fanout_series 10000 10k 10 25 50 75 100 150 200 300
-fi
+fanout_scenarios
+
+# Resume: subscribers away while messages are published, back with the target's
+# own recovery (Last-Event-ID, or Centrifugo's offset and epoch per channel).
+start_target
+run resume resume -n 100 --users 100
 
 # Unicast to 1,000 users: a fixed rate for latency, then as fast as 8 publishers go;
 # the same flat-out run with 1 % of the streams never reading. Then 1 % stalled
@@ -542,8 +561,10 @@ fanout_stalled() {
     run "fanout-1k-1000-stalled-r$1" fanout -n 1000 --rate 500 --pad 2000 --duration 5 \
         --stalled-percent 1 --settle 0.5
 }
+PAIR_RUNS=(1 2 3)
+[ "$QUICK" = 1 ] && PAIR_RUNS=(1)
 for pair in unicast fanout; do
-    for r in 1 2 3; do
+    for r in "${PAIR_RUNS[@]}"; do
         start_target
         if [ $((r % 2)) = 1 ]; then
             "${pair}_base" "$r"
@@ -829,12 +850,43 @@ for peer in $PEERS; do
     SERVER_ARGS=()
     http_scenarios
     stop_server
+    if [ "$peer" = nchan ]; then
+        # Nchan at its best for fan-out: every subscriber on the broadcast channel
+        # alone, with 2 workers (and 1, in the full run); the report takes the best.
+        PROTO_ARGS=(--protocol nchan-all)
+        variants=("nchan-all:2")
+        [ "$QUICK" = 1 ] || variants+=("nchan-all-1w:1")
+        for variant in "${variants[@]}"; do
+            RUN_OUT=$OUT/peers/${variant%%:*}
+            NCHAN_WORKERS=${variant##*:}
+            mkdir -p "$RUN_OUT"
+            SERVER_LOG=$RUN_OUT/server.log
+            : >"$SERVER_LOG"
+            fanout_scenarios
+            stop_server
+        done
+        NCHAN_WORKERS=2
+    fi
     TARGET=sse-server
     URL=$SSE_URL
     PROTO_ARGS=()
     RUN_OUT=$OUT
     SERVER_LOG=$OUT/server.log
 done
+
+if [ "$MODE" = quick ]; then
+    # A check of the tables, not the figures: the report goes next to the results.
+    log "writing $OUT/quick/BENCHMARKS.md"
+    mkdir -p "$OUT/quick"
+    python3 scripts/bench_report.py "$OUT" "$OUT/quick"
+    failed=$(grep -l '"failed_exit"' "$OUT"/*.json "$OUT"/peers/*/*.json 2>/dev/null || true)
+    if [ -n "$failed" ]; then
+        echo "bench.sh --quick: these runs failed:" $failed >&2
+        exit 1
+    fi
+    echo "bench.sh --quick: every run completed; tables in $OUT/quick/BENCHMARKS.md" >&2
+    exit 0
+fi
 
 log "writing docs/BENCHMARKS.md"
 mkdir -p docs

@@ -21,6 +21,9 @@ pub enum Protocol {
     SseServer,
     /// The same /v2 API served by Nchan (bench/peers/nchan.conf).
     Nchan,
+    /// Nchan with each subscriber on the broadcast channel alone
+    /// (GET /v2/sse/all): its best configuration for fan-out, and only for fan-out.
+    NchanAll,
     /// Centrifugo: GET /connection/uni_sse?cf_connect={"subs":{"user-U":{},"all":{}}},
     /// POST /api/publish (X-API-Key), resume by offset and epoch per channel.
     Centrifugo,
@@ -63,7 +66,7 @@ impl Protocol {
 
     /// Speaks sse-server's /v2 API (and has its /metrics, for sse-server itself).
     pub fn is_v2(&self) -> bool {
-        matches!(self, Protocol::SseServer | Protocol::Nchan)
+        matches!(self, Protocol::SseServer | Protocol::Nchan | Protocol::NchanAll)
     }
 
     /// The channel or topic of user `name`.
@@ -86,6 +89,7 @@ impl Protocol {
         resume: Option<&ResumePoint>,
     ) -> String {
         let (target, last_event_id) = match self {
+            Protocol::NchanAll => (format!("{v2_path}/all"), true),
             Protocol::SseServer | Protocol::Nchan => {
                 (format!("{v2_path}?username={}", urlencode(name)), true)
             }
@@ -142,7 +146,7 @@ impl Protocol {
     ) -> (String, &'static str, String) {
         let name = |u: u64| format!("{user_prefix}{u}");
         match self {
-            Protocol::SseServer | Protocol::Nchan => {
+            Protocol::SseServer | Protocol::Nchan | Protocol::NchanAll => {
                 let path = match dest {
                     Dest::Broadcast => format!("{v2_prefix}/broadcast"),
                     Dest::User(u) => {
