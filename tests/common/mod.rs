@@ -196,8 +196,13 @@ impl SseClient {
 
     /// The next event that carries data (comments and `retry:` are skipped).
     pub async fn next(&mut self) -> Event {
+        self.next_within(PATIENCE).await
+    }
+
+    /// The next event that carries data, waiting at most `wait` for it.
+    pub async fn next_within(&mut self, wait: Duration) -> Event {
         loop {
-            let event = tokio::time::timeout(PATIENCE, self.events.next())
+            let event = tokio::time::timeout(wait, self.events.next())
                 .await
                 .expect("timed out waiting for an event")
                 .expect("the stream ended")
