@@ -288,9 +288,12 @@ async fn serve_with_hyper(
         let response = router.clone().oneshot(request);
         async move {
             let response = response.await?;
-            Ok::<_, std::convert::Infallible>(
-                response.map(|body| Body::new(Tracked { body, in_progress })),
-            )
+            Ok::<_, std::convert::Infallible>(response.map(|body| {
+                Body::new(Tracked {
+                    body,
+                    _in_progress: in_progress,
+                })
+            }))
         }
     });
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -327,10 +330,11 @@ impl Drop for InProgress {
     }
 }
 
-/// A response body that keeps its request counted as in progress.
+/// A response body that keeps its request counted as in progress (until it is
+/// dropped with the body).
 struct Tracked {
     body: Body,
-    in_progress: InProgress,
+    _in_progress: InProgress,
 }
 
 impl HttpBody for Tracked {
@@ -341,7 +345,6 @@ impl HttpBody for Tracked {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let _ = &self.in_progress;
         Pin::new(&mut self.body).poll_frame(cx)
     }
 
