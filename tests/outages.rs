@@ -15,7 +15,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    PATIENCE, SseClient, TestServer, eventually, produce_with_python, unique, with_services,
+    PATIENCE, SseClient, TestServer, eventually, eventually_within, produce_with_python, unique,
+    with_services,
 };
 use serde_json::Value;
 
@@ -145,20 +146,17 @@ async fn answered(request: reqwest::RequestBuilder) -> (u16, Duration) {
 
 /// Polls `check` until it holds, failing after [`RECOVERED_WITHIN`]; returns how
 /// long it took.
-async fn recovered<F, Fut>(what: &str, mut check: F) -> Duration
+async fn recovered<F, Fut>(what: &str, check: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let started = Instant::now();
-    while !check().await {
-        assert!(
-            started.elapsed() < RECOVERED_WITHIN,
-            "{what}: not recovered within {RECOVERED_WITHIN:?} of the resume"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    started.elapsed()
+    eventually_within(
+        &format!("{what} to recover after the resume"),
+        RECOVERED_WITHIN,
+        check,
+    )
+    .await
 }
 
 /// Kafka hangs (SIGSTOP) for longer than the producer's timeouts, then resumes.

@@ -141,19 +141,30 @@ impl TestServer {
 }
 
 /// Polls `check` until it is true, failing the test after [`PATIENCE`].
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
+    eventually_within(what, PATIENCE, check).await;
+}
+
+/// Polls `check` until it is true, failing the test after `bound`; returns how
+/// long it took.
+pub async fn eventually_within<F, Fut>(what: &str, bound: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = tokio::time::Instant::now();
     while !check().await {
         assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
+            started.elapsed() < bound,
+            "timed out waiting for {what} (after {bound:?})"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    started.elapsed()
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<Event, String>> + Send>>;
