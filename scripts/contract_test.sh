@@ -9,6 +9,8 @@
 # tests/openapi.rs covers them. scripts/test.sh runs this after the Rust tests; it
 # also runs alone (it builds the binary first).
 #
+#   SSE_SERVER_BIN          the server to test (scripts/test.sh passes the one it built;
+#                           default: cargo build --bin sse-server)
 #   SSE_CONTRACT_EXAMPLES   test cases per operation and phase (default 50: about 15 s)
 #   SSE_CONTRACT_SEED       schemathesis's seed (default: random, printed)
 set -euo pipefail
@@ -27,7 +29,14 @@ if ! "$SSE_PYTHON" -c 'import schemathesis' >/dev/null 2>&1; then
 fi
 SCHEMATHESIS=$(dirname "$SSE_PYTHON")/schemathesis
 
-cargo build --quiet --bin sse-server
+# `cargo build --bin sse-server` after scripts/test.sh's `cargo build --all-targets`
+# would compile dozens of dependencies again (without the dev-dependencies' features),
+# so test.sh names its binary instead.
+server_bin=${SSE_SERVER_BIN:-}
+if [ -z "$server_bin" ]; then
+    cargo build --quiet --bin sse-server
+    server_bin=target/debug/sse-server
+fi
 
 work=$(mktemp -d)
 server_pid=""
@@ -45,7 +54,7 @@ base="http://127.0.0.1:$port"
 env -u SSE_KAFKA_BROKERS -u SSE_DYNAMODB_ENDPOINT -u SSE_AUTH_SECRET -u SSE_AUTH_PUBLIC_KEY \
     -u SSE_AUTH_AUDIENCE -u SSE_CORS_ORIGINS -u SSE_MAX_STREAMS -u SSE_MAX_STREAMS_PER_USER \
     -u SSE_MAX_REPORTS_PER_USER -u SSE_BIND SSE_LOG=warn \
-    target/debug/sse-server --bind "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+"$server_bin" --bind "127.0.0.1:$port" >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 150); do
     curl -fsS "$base/healthz" >/dev/null 2>&1 && break

@@ -58,6 +58,10 @@ cargo clippy --all-targets -- -D warnings
 
 step "build"
 cargo build --all-targets
+# The server every later step runs. Built with the tests, so its dependencies carry
+# the dev-dependencies' features: a plain `cargo build --bin sse-server` would
+# compile dozens of them a second time.
+export SSE_SERVER_BIN="$ROOT/target/debug/sse-server"
 
 step "local services"
 started=()
@@ -94,7 +98,6 @@ if [ -f frontend/package.json ]; then
 
     step "dashboard: end-to-end in headless Chromium"
     (cd frontend &&
-        SSE_SERVER_BIN="$ROOT/target/debug/sse-server" \
         SSE_KAFKA_BROKERS="$SSE_TEST_KAFKA" \
         SSE_DYNAMODB_ENDPOINT="$SSE_TEST_DYNAMODB" \
         npm run e2e)

@@ -20,6 +20,11 @@ export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const READY_MS = 90_000;
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/**
+ * Resolves to `value` after `ms`, for the losing side of a `Promise.race`: its timer does not
+ * keep Node alive, so a race won by the other side does not hold the run's exit for `ms`.
+ */
+export const timeout = (ms, value = null) => new Promise((r) => setTimeout(r, ms, value).unref());
 export const log = (...a) => console.log('#', ...a);
 
 // ---- the server -----------------------------------------------------------------------
@@ -101,7 +106,7 @@ export class Server {
     const proc = this.proc;
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     proc.kill('SIGTERM');
-    const done = await Promise.race([this.exited, sleep(15_000).then(() => null)]);
+    const done = await Promise.race([this.exited, timeout(15_000)]);
     if (!done) {
       log('sse-server did not stop within 15 s of SIGTERM; killing it');
       proc.kill('SIGKILL');
