@@ -14,6 +14,7 @@
 //! configured), and `limits` caps open streams and checks usernames.
 
 pub mod auth;
+mod backoff;
 pub mod bus;
 mod channels;
 pub mod config;
@@ -25,6 +26,7 @@ mod error;
 pub mod fuzzing;
 mod health;
 mod limits;
+mod lock;
 mod metrics;
 mod net;
 mod server;

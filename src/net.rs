@@ -34,10 +34,11 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::lock::Locked;
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use socket2::{SockRef, TcpKeepalive};
@@ -186,7 +187,7 @@ impl Waiting {
     fn insert(&self, signal: &Arc<CloseSignal>) -> u64 {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let evicted = {
-            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut entries = self.entries.locked();
             let evicted = if entries.len() >= self.cap {
                 entries.pop_first().map(|(_, oldest)| oldest)
             } else {
@@ -203,10 +204,7 @@ impl Waiting {
     }
 
     fn remove(&self, key: u64) {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&key);
+        self.entries.locked().remove(&key);
     }
 }
 

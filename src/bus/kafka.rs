@@ -19,7 +19,7 @@
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -32,9 +32,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Backoff, BusError, Failure, Group, ReaderHealth, Readers, Record, handle_until_done, supervise,
+    BusError, Failure, Group, ReaderHealth, Readers, Record, handle_until_done, supervise,
 };
+use crate::backoff::Backoff;
 use crate::config::Topic;
+use crate::lock::{Locked, ReadWriteLocked};
 use crate::metrics::{Metrics, TopicLabel};
 
 /// How long a publish may wait for the broker's acknowledgement.
@@ -99,18 +101,11 @@ impl KafkaBus {
     /// The current producer; first replaces it when librdkafka has declared it
     /// failed for good (an idempotent producer whose state it cannot recover).
     fn producer(&self) -> FutureProducer {
-        let current = self
-            .producer
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let current = self.producer.reading().clone();
         let Some((code, why)) = current.client().fatal_error() else {
             return current;
         };
-        let mut slot = self
-            .producer
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut slot = self.producer.writing();
         // Another caller may have replaced it already.
         if slot.client().fatal_error().is_none() {
             return slot.clone();
@@ -249,8 +244,9 @@ impl KafkaBus {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", FETCH_WAIT.as_millis().to_string())
-            // An instance that died is noticed within seconds and its
-            // partitions go to the others.
+            // An instance that died is noticed within this session timeout
+            // (its pending /v4 commands are settled sooner, by the sweepers)
+            // and its partitions go to the others.
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .create()?;
@@ -346,15 +342,15 @@ impl Reader {
         let fan_out = matches!(group, Group::EachInstance(_));
         health.caught_up.store(!fan_out, Ordering::Relaxed);
         let started = std::time::Instant::now();
-        let resume_at = handled.lock().ok().and_then(|h| h.clone());
+        let resume_at = handled.locked().clone();
         let Some((consumer, mut catch_up)) = bus
             .start_consumer(&topic, &group, resume_at, &shutdown)
             .await
         else {
             return;
         };
-        if fan_out && let Ok(mut handled) = handled.lock() {
-            *handled = Some(catch_up.starts.clone());
+        if fan_out {
+            *handled.locked() = Some(catch_up.starts.clone());
         }
         let caught_up_after = |records: u64| {
             health.caught_up.store(true, Ordering::Relaxed);
@@ -386,7 +382,6 @@ impl Reader {
                 Ok(message) => {
                     consumed.inc();
                     let record = Record {
-                        key: message.key().map(<[u8]>::to_vec),
                         payload: message.payload().unwrap_or_default().to_vec(),
                         partition: message.partition(),
                         offset: message.offset(),
@@ -399,8 +394,8 @@ impl Reader {
                     }
                     health.idle();
                     if fan_out
-                        && let Ok(mut handled) = handled.lock()
                         && let Some(next) = handled
+                            .locked()
                             .as_mut()
                             .and_then(|h| h.get_mut(usize::try_from(partition).ok()?))
                     {
@@ -606,7 +601,7 @@ mod tests {
             .publish(&topic.name, None, b"before")
             .await
             .expect("publish");
-        make_fatal(&bus.producer.read().expect("lock").clone());
+        make_fatal(&bus.producer.reading().clone());
         let (_, second) = bus
             .publish(&topic.name, None, b"after")
             .await

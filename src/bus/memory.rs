@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{BusError, Failure, Readers, Record, handle_until_done, supervise};
+use crate::lock::Locked;
 use crate::metrics::Metrics;
 
 /// Records waiting for a slow handler before publishers are made to wait.
@@ -29,12 +30,13 @@ impl MemoryBus {
     pub async fn publish(
         &self,
         topic: &str,
-        key: Option<&str>,
+        // One partition, so the key (which orders a report's records on Kafka)
+        // changes nothing here.
+        _key: Option<&str>,
         payload: &[u8],
     ) -> Result<(i32, i64), BusError> {
         let offset = self.offsets.fetch_add(1, Ordering::Relaxed);
         let record = Record {
-            key: key.map(|k| k.as_bytes().to_vec()),
             payload: payload.to_vec(),
             partition: 0,
             offset,
@@ -88,7 +90,7 @@ impl MemoryBus {
             async move {
                 let mut rx = rx.lock().await;
                 loop {
-                    let retry = in_flight.lock().ok().and_then(|mut r| r.take());
+                    let retry = in_flight.locked().take();
                     let record = match retry {
                         Some(record) => record,
                         None => {
@@ -100,17 +102,13 @@ impl MemoryBus {
                             record
                         }
                     };
-                    if let Ok(mut slot) = in_flight.lock() {
-                        *slot = Some(record.clone());
-                    }
+                    *in_flight.locked() = Some(record.clone());
                     health.handling(record.timestamp_ms);
                     if !handle_until_done(&*handler, record, &topic, &metrics, &shutdown).await {
                         return;
                     }
                     health.idle();
-                    if let Ok(mut slot) = in_flight.lock() {
-                        *slot = None;
-                    }
+                    *in_flight.locked() = None;
                 }
             }
         });

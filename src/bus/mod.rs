@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
+use crate::lock::Locked;
 use crate::metrics::{Metrics, ReaderLabels};
 
 pub use kafka::{KafkaBus, produce_lines};
@@ -34,7 +36,6 @@ pub use memory::MemoryBus;
 /// One record read from a topic.
 #[derive(Debug, Clone)]
 pub struct Record {
-    pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
     pub partition: i32,
     pub offset: i64,
@@ -292,6 +293,8 @@ const FIRST_RESTART_DELAY: Duration = Duration::from_secs(2);
 
 /// A reader that ran this long before failing starts its backoff afresh.
 const STABLE_RUN: Duration = Duration::from_secs(60);
+/// The longest pause between two restarts of a reader.
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
 
 /// How one reader is doing, for `/readyz` and the lag gauge.
 pub struct ReaderHealth {
@@ -348,12 +351,7 @@ impl ReaderHealth {
         let behind = self.behind();
         self.lag.set(behind.as_secs_f64());
         if !self.running.load(Ordering::Relaxed) {
-            let why = self
-                .last_failure
-                .lock()
-                .ok()
-                .and_then(|f| f.clone())
-                .unwrap_or_default();
+            let why = self.last_failure.locked().clone().unwrap_or_default();
             return Some(format!(
                 "the Kafka reader of {} is down ({why}) and being restarted",
                 self.name
@@ -419,7 +417,7 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     tokio::spawn(async move {
-        let mut backoff = Backoff::starting_at(FIRST_RESTART_DELAY, Duration::from_secs(30));
+        let mut backoff = Backoff::new(FIRST_RESTART_DELAY, MAX_RESTART_DELAY);
         loop {
             health.running.store(true, Ordering::Relaxed);
             let started = Instant::now();
@@ -435,16 +433,14 @@ where
                 Err(e) => format!("its task failed: {e}"),
             };
             if started.elapsed() > STABLE_RUN {
-                backoff = Backoff::starting_at(FIRST_RESTART_DELAY, Duration::from_secs(30));
+                backoff = Backoff::new(FIRST_RESTART_DELAY, MAX_RESTART_DELAY);
             }
             tracing::error!(
                 reader = health.name,
                 "Kafka reader stopped ({why}); restarting it in {:?}",
-                backoff.0
+                backoff.upcoming()
             );
-            if let Ok(mut last) = health.last_failure.lock() {
-                *last = Some(why);
-            }
+            *health.last_failure.locked() = Some(why);
             if !backoff.wait(&shutdown).await {
                 return;
             }
@@ -459,39 +455,4 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-text panic".to_owned())
-}
-
-/// Exponential backoff (100 ms to 5 s by default) with ±25 % jitter, so readers
-/// and instances that failed together do not retry in lockstep; interruptible by
-/// shutdown.
-#[derive(Debug)]
-struct Backoff(Duration, Duration);
-
-impl Default for Backoff {
-    fn default() -> Backoff {
-        Backoff::starting_at(Duration::from_millis(100), Duration::from_secs(5))
-    }
-}
-
-impl Backoff {
-    fn starting_at(first: Duration, max: Duration) -> Backoff {
-        Backoff(first, max)
-    }
-
-    /// Sleeps for about the current delay and doubles it. `false` when shut down
-    /// instead.
-    async fn wait(&mut self, shutdown: &CancellationToken) -> bool {
-        let delay = jitter(self.0);
-        self.0 = (self.0 * 2).min(self.1);
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => true,
-            _ = shutdown.cancelled() => false,
-        }
-    }
-}
-
-/// `delay` scaled by a random factor in [0.75, 1.25).
-fn jitter(delay: Duration) -> Duration {
-    let random = uuid::Uuid::new_v4().as_u128() as u16;
-    delay.mul_f64(0.75 + f64::from(random) / f64::from(u16::MAX) / 2.0)
 }

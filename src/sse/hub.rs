@@ -36,7 +36,7 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,7 @@ use super::history::{self, History};
 use super::ids::{Cursor, IdScheme};
 use super::queue::{PushError, QueueReceiver, QueueSender, queue};
 use super::{Event, Position};
+use crate::lock::{Locked, ReadWriteLocked};
 use crate::metrics::{Metrics, OpenStreamGuard, VersionLabel};
 use crate::net::ConnectionHandle;
 
@@ -213,8 +214,8 @@ impl UserHub {
     /// Nothing before them is known here, so they are the first floor. Called again
     /// when a reader restarts: positions never move back.
     pub fn reading_from(&self, starts: &[i64]) {
-        let mut positions = lock(&self.positions);
-        let mut floor = lock(&self.floor);
+        let mut positions = self.positions.locked();
+        let mut floor = self.floor.locked();
         for (partition, &start) in starts.iter().enumerate() {
             if positions.len() <= partition {
                 positions.resize(partition + 1, start);
@@ -235,7 +236,7 @@ impl UserHub {
     /// Where the hub stands: what a client holding everything so far would send.
     fn cursor(&self) -> Cursor {
         if self.uses_kafka_positions() {
-            lock(&self.positions).clone()
+            self.positions.locked().clone()
         } else {
             vec![self.seq.load(Ordering::SeqCst) as i64 + 1]
         }
@@ -253,7 +254,7 @@ impl UserHub {
         let (tx, rx) = queue(self.limits.effective_queue(), self.limits.queue_bytes);
         let connection = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let key: Arc<str> = Arc::from(user);
-        let _gate = self.gate.read().unwrap_or_else(|e| e.into_inner());
+        let _gate = self.gate.reading();
         let mut state = self.users.entry(key.clone()).or_default();
         // Under the user's lock (and the gate): nothing can be published between
         // the replay and the registration, so nothing is missed or sent twice.
@@ -270,8 +271,8 @@ impl UserHub {
                     reset = Some(ResetReason::UnknownId);
                 }
                 Some(cursor) => {
-                    let everyone = lock(&self.everyone);
-                    let floor = lock(&self.floor);
+                    let everyone = self.everyone.locked();
+                    let floor = self.floor.locked();
                     if history::covers(&floor, &cursor)
                         && state.history.covers(&cursor)
                         && everyone.covers(&cursor)
@@ -327,7 +328,7 @@ impl UserHub {
         data: &str,
         record: Option<Position>,
     ) -> Option<(String, usize)> {
-        let _gate = self.gate.read().unwrap_or_else(|e| e.into_inner());
+        let _gate = self.gate.reading();
         let key: Arc<str>;
         let mut state = match self.users.get_mut(user) {
             Some(state) => {
@@ -360,7 +361,7 @@ impl UserHub {
         data: &str,
         record: Option<Position>,
     ) -> Option<(String, usize)> {
-        let gate = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        let gate = self.gate.writing();
         let (id, event) = self.make_event(name, data, record)?;
         let mut delivered = 0;
         for mut state in self.users.iter_mut() {
@@ -370,7 +371,7 @@ impl UserHub {
         }
         let cost = event.cost();
         let seq = event.seq;
-        let freed = lock(&self.everyone).push(event, self.limits.history);
+        let freed = self.everyone.locked().push(event, self.limits.history);
         drop(gate);
         self.keep(seq, cost, freed, Owner::Everyone);
         Some((id, delivered))
@@ -386,7 +387,7 @@ impl UserHub {
 
     /// Moves the Kafka cursor past `record`; `None` when it was read before.
     fn advance(&self, record: Position) -> Option<Cursor> {
-        let mut positions = lock(&self.positions);
+        let mut positions = self.positions.locked();
         if positions.len() <= record.partition {
             positions.resize(record.partition + 1, 0);
         }
@@ -474,7 +475,7 @@ impl UserHub {
             self.stale.fetch_add(freed, Ordering::Relaxed);
         }
         let entries = {
-            let mut kept = lock(&self.kept);
+            let mut kept = self.kept.locked();
             kept.push_back(Kept {
                 seq,
                 at: Instant::now(),
@@ -491,7 +492,7 @@ impl UserHub {
     /// Drops kept events older than the window, and the oldest while over the byte
     /// budget. Run after each event when over budget, and every second.
     pub fn evict(&self) {
-        let mut kept = lock(&self.kept);
+        let mut kept = self.kept.locked();
         let now = Instant::now();
         while let Some(front) = kept.front() {
             let old = now.duration_since(front.at) >= self.limits.window;
@@ -523,7 +524,7 @@ impl UserHub {
         // never sees the events gone and the floor not yet raised.
         let dropped = match &entry.owner {
             Owner::Everyone => {
-                let mut everyone = lock(&self.everyone);
+                let mut everyone = self.everyone.locked();
                 let dropped = everyone.drop_through(entry.seq);
                 self.raise_floor(&dropped, &[]);
                 dropped
@@ -553,7 +554,7 @@ impl UserHub {
         if dropped.is_empty() && own_floor.is_empty() {
             return;
         }
-        let mut floor = lock(&self.floor);
+        let mut floor = self.floor.locked();
         for event in dropped {
             history::raise(&mut floor, event);
         }
@@ -578,7 +579,7 @@ impl UserHub {
 
     fn still_kept(&self, entry: &Kept) -> bool {
         match &entry.owner {
-            Owner::Everyone => lock(&self.everyone).holds(entry.seq),
+            Owner::Everyone => self.everyone.locked().holds(entry.seq),
             Owner::User(user) => self
                 .users
                 .get(user)
@@ -629,11 +630,6 @@ fn merge<'a>(
     let mut all: Vec<&Event> = own.chain(everyone).collect();
     all.sort_by_key(|e| e.seq);
     all.into_iter().map(|e| e.bytes.clone()).collect()
-}
-
-/// A poisoned lock only means a panic elsewhere; the data is still consistent.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// How many of `replay`'s events fit in `budget` bytes (at least one, as a queue
@@ -801,7 +797,7 @@ mod tests {
         for i in 0..10_000 {
             send(&hub, "a", &i.to_string());
         }
-        let entries = lock(&hub.kept).len();
+        let entries = hub.kept.locked().len();
         assert!(
             entries <= 2 * 1024 + 2,
             "{entries} entries for 2 kept events"

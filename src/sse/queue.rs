@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use crate::lock::Locked;
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use futures_util::task::AtomicWaker;
@@ -63,8 +64,7 @@ pub fn queue(capacity: usize, byte_capacity: usize) -> (QueueSender, QueueReceiv
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic while holding this lock cannot leave the queue inconsistent.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.locked()
     }
 
     fn close(&self) {

@@ -55,6 +55,7 @@ use super::store::{
     ChangeOutcome, Created, Permanent, ReportStore, StatusChange, StoreError, newest,
     remember_command,
 };
+use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 
 pub const USER_INDEX: &str = "UserIdIndex";
@@ -62,6 +63,8 @@ pub const USER_INDEX: &str = "UserIdIndex";
 const BATCH_GET_KEYS: usize = 100;
 /// Rounds of `UnprocessedKeys` (throttling) before a list gives up as unavailable.
 const BATCH_GET_ROUNDS: u32 = 8;
+/// The first pause before asking again for keys BatchGetItem left unprocessed.
+const BATCH_GET_FIRST_RETRY: Duration = Duration::from_millis(100);
 /// Times a status change re-reads an item that changed between its read and write.
 const CHANGE_ATTEMPTS: usize = 4;
 
@@ -325,6 +328,7 @@ impl DynamoStore {
                 .build()
                 .map_err(|e| StoreError::Unavailable(format!("BatchGetItem request: {e}")))?;
             let mut round = 0;
+            let mut backoff = Backoff::new(BATCH_GET_FIRST_RETRY, BATCH_GET_FIRST_RETRY * 16);
             loop {
                 let out = self
                     .client
@@ -344,7 +348,7 @@ impl DynamoStore {
                                 "DynamoDB keeps throttling BatchGetItem".into(),
                             ));
                         }
-                        tokio::time::sleep(Duration::from_millis(50 << round)).await;
+                        tokio::time::sleep(backoff.next_delay()).await;
                         request = rest.clone();
                     }
                     _ => break,

@@ -22,6 +22,7 @@ use super::report::{Report, Status};
 use super::sweeper::Sweeper;
 use crate::AppState;
 use crate::bus::{FanOut, Record};
+use crate::lock::Locked;
 
 /// Fact ids remembered per instance to drop duplicates.
 const REMEMBERED_FACTS: usize = 100_000;
@@ -126,10 +127,7 @@ fn push(app: &AppState, seen: &Mutex<RecentIds>, sweeper: &Sweeper, record: &Rec
         }
     };
     sweeper.outcome_seen(fact.fact_id);
-    let first_time = seen
-        .lock()
-        .map(|mut s| s.insert(fact.fact_id))
-        .unwrap_or(true);
+    let first_time = seen.locked().insert(fact.fact_id);
     if first_time {
         app.v4.send(
             &fact.user_id.to_string(),

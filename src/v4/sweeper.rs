@@ -34,6 +34,7 @@ use super::store::StatusChange;
 use super::writer;
 use crate::AppState;
 use crate::bus::{FanOut, Record};
+use crate::lock::Locked;
 
 /// How long a command may wait for its outcome before this instance settles it.
 pub const SWEEP_AFTER: Duration = Duration::from_secs(4);
@@ -76,7 +77,7 @@ impl Default for Sweeper {
 
 impl Sweeper {
     fn state(&self) -> MutexGuard<'_, Pending> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.locked()
     }
 
     /// A command record read from the command topic.
@@ -198,7 +199,6 @@ mod tests {
             requested_at: chrono::Utc::now(),
         };
         Record {
-            key: None,
             payload: serde_json::to_vec(&change).unwrap(),
             partition: 0,
             offset,
