@@ -393,7 +393,7 @@ async fn public_keys_accept_their_own_algorithm_only() {
 }
 
 fn cli() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sse-server"))
+    common::isolated(common::SERVER)
 }
 
 #[tokio::test]
@@ -477,11 +477,9 @@ fn assert_refuses_short_secret(out: &std::process::Output, short: &str) {
 async fn a_secret_shorter_than_32_bytes_is_refused_at_start_up_and_by_token() {
     let short = &SECRET[..31];
     let port = common::free_port().to_string();
-    let serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-server"))
+    let serve = tokio::process::Command::from(cli())
         .args(["--bind", &format!("127.0.0.1:{port}")])
         .env("SSE_AUTH_SECRET", short)
-        .env_remove("SSE_KAFKA_BROKERS")
-        .env_remove("SSE_DYNAMODB_ENDPOINT")
         .kill_on_drop(true)
         .output();
     let serve = tokio::time::timeout(common::PATIENCE, serve)

@@ -256,17 +256,15 @@ async fn silent_connections_never_crowd_out_a_request() {
 /// reserve descriptor does.
 async fn start_with_open_files(files: u32, args: &[&str]) -> (tokio::process::Child, String) {
     let port = free_port();
-    let child = tokio::process::Command::new("bash")
+    let child = tokio::process::Command::from(common::isolated("bash"))
         .args([
             "-c",
             &format!("ulimit -n {files} && exec \"$0\" \"$@\""),
-            env!("CARGO_BIN_EXE_sse-server"),
+            common::SERVER,
             "--bind",
             &format!("127.0.0.1:{port}"),
         ])
         .args(args)
-        .env_remove("SSE_KAFKA_BROKERS")
-        .env_remove("SSE_DYNAMODB_ENDPOINT")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)

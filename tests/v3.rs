@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::{
     SseClient, TestServer, embedded, eventually, produce_with_python, unique, with_services,
@@ -85,7 +85,7 @@ async fn kafka_records_reach_streams_on_two_instances() {
     }
 
     // `sse-server produce`, the console producer of the README.
-    let mut produce = Command::new(env!("CARGO_BIN_EXE_sse-server"))
+    let mut produce = common::isolated(common::SERVER)
         .args([
             "--kafka-brokers",
             &brokers,

@@ -14,13 +14,16 @@
 //! one on the next publish or readiness check, so the server never needs a restart
 //! to publish again.
 //!
+//! A reader whose consumer stops fetching while records wait for it (a
+//! librdkafka state seen after a broker pause) is replaced ([`StallWatch`]).
+//!
 //! Topics are created with the partitions [`Config::topics`](crate::config::Config::topics)
 //! gives them: the broker is expected to have topic auto-creation off.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -272,6 +275,28 @@ impl KafkaBus {
         Ok((consumer, catch_up))
     }
 
+    /// Whether the broker holds records of `topic` at or after any of `next`
+    /// (`(partition, offset)`). Asked through the producer's client, since the
+    /// reader's own consumer may be the one that is stuck; `false` when the
+    /// broker does not answer (then nothing can be read anyway).
+    async fn records_waiting(&self, topic: &str, next: Vec<(i32, i64)>) -> bool {
+        if next.is_empty() {
+            return false;
+        }
+        let producer = self.producer();
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            next.iter().any(|&(partition, next)| {
+                matches!(
+                    producer.client().fetch_watermarks(&topic, partition, WATERMARK_TIMEOUT),
+                    Ok((_, high)) if high > next
+                )
+            })
+        })
+        .await
+        .unwrap_or(false)
+    }
+
     /// Creates `topic` unless it exists, so a fresh broker works out of the box.
     async fn create_topic(&self, topic: &str) -> anyhow::Result<()> {
         let Some(spec) = self.topics.iter().find(|t| t.name == topic) else {
@@ -341,7 +366,7 @@ impl Reader {
         } = self;
         let fan_out = matches!(group, Group::EachInstance(_));
         health.caught_up.store(!fan_out, Ordering::Relaxed);
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let resume_at = handled.locked().clone();
         let Some((consumer, mut catch_up)) = bus
             .start_consumer(&topic, &group, resume_at, &shutdown)
@@ -352,6 +377,8 @@ impl Reader {
         if fan_out {
             *handled.locked() = Some(catch_up.starts.clone());
         }
+        #[cfg(test)]
+        tests::stall_if_asked(&topic, &consumer);
         let caught_up_after = |records: u64| {
             health.caught_up.store(true, Ordering::Relaxed);
             if records > 0 {
@@ -373,13 +400,35 @@ impl Reader {
                 topic: topic.clone(),
             })
             .clone();
+        let mut stall = StallWatch::new();
         loop {
             let message = tokio::select! {
                 m = consumer.recv() => m,
+                _ = stall.check.tick() => {
+                    if stall.since_last_record.elapsed() < STALL_CHECK {
+                        continue;
+                    }
+                    let next = if fan_out {
+                        positions_of(handled.locked().as_deref())
+                    } else {
+                        assigned_positions(&consumer)
+                    };
+                    let waiting = bus.records_waiting(&topic, next).await;
+                    if stall.stuck(waiting) {
+                        tracing::warn!(
+                            topic,
+                            "records have waited {STALL_LIMIT:?} on the broker without \
+                             reaching this reader; replacing its consumer"
+                        );
+                        return;
+                    }
+                    continue;
+                }
                 _ = shutdown.cancelled() => return,
             };
             match message {
                 Ok(message) => {
+                    stall.record_seen();
                     consumed.inc();
                     let record = Record {
                         payload: message.payload().unwrap_or_default().to_vec(),
@@ -393,6 +442,7 @@ impl Reader {
                         return;
                     }
                     health.idle();
+                    stall.record_seen();
                     if fan_out
                         && let Some(next) = handled
                             .locked()
@@ -425,6 +475,90 @@ impl Reader {
             }
         }
     }
+}
+
+/// How often a reader that has received nothing for as long asks the broker
+/// whether records are waiting for it.
+const STALL_CHECK: Duration = Duration::from_secs(5);
+/// How long records may wait on the broker without reaching a reader before its
+/// consumer is replaced.
+const STALL_LIMIT: Duration = Duration::from_secs(10);
+/// How long a watermark query may take.
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A reader's guard against a consumer that has stopped fetching.
+///
+/// librdkafka (2.12) can leave an assigned partition on its internal broker for
+/// good after the partition's leader changed: seen here after a broker pause of
+/// 13 s, when the node fenced itself and came back with new leader epochs, in
+/// about 1 run in 5. The consumer reports nothing, readiness stays green, and the
+/// stream is silent. So a reader that got no record for [`STALL_CHECK`] asks the
+/// broker (through the producer's connection) whether records wait beyond its
+/// position; when they still do [`STALL_LIMIT`] later, the reader returns, and
+/// [`supervise`] starts a fresh consumer that goes on from the same position (a
+/// fan-out reader from the records it handled, a shared one from its group's
+/// commits): nothing lost, nothing repeated.
+struct StallWatch {
+    check: tokio::time::Interval,
+    since_last_record: Instant,
+    /// Since when records have been waiting, unread.
+    waiting_since: Option<Instant>,
+}
+
+impl StallWatch {
+    fn new() -> StallWatch {
+        let mut check = tokio::time::interval(STALL_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        StallWatch {
+            check,
+            since_last_record: Instant::now(),
+            waiting_since: None,
+        }
+    }
+
+    fn record_seen(&mut self) {
+        self.since_last_record = Instant::now();
+        self.waiting_since = None;
+    }
+
+    /// Takes the latest answer to "are records waiting?"; true once they have been
+    /// for [`STALL_LIMIT`].
+    fn stuck(&mut self, waiting: bool) -> bool {
+        if !waiting {
+            self.waiting_since = None;
+            return false;
+        }
+        self.waiting_since
+            .get_or_insert_with(Instant::now)
+            .elapsed()
+            >= STALL_LIMIT
+    }
+}
+
+/// `(partition, next offset)` for a fan-out reader's handled positions.
+fn positions_of(handled: Option<&[i64]>) -> Vec<(i32, i64)> {
+    handled
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(partition, &next)| Some((i32::try_from(partition).ok()?, next)))
+        .collect()
+}
+
+/// `(partition, next offset)` for what a group member is assigned and has a
+/// position in.
+fn assigned_positions(consumer: &StreamConsumer) -> Vec<(i32, i64)> {
+    let Ok(positions) = consumer.position() else {
+        return Vec::new();
+    };
+    positions
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(next) => Some((e.partition(), next)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Where a fan-out reader began, and how far it must read to have caught up.
@@ -551,7 +685,23 @@ pub async fn produce_lines(brokers: &str, topic: &str, key: Option<&str>) -> any
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::FanOut;
     use rdkafka::bindings::{rd_kafka_resp_err_t, rd_kafka_test_fatal_error};
+
+    /// The topic whose next consumer [`stall_if_asked`] stops.
+    static STALLED_TOPIC: Mutex<Option<String>> = Mutex::new(None);
+
+    /// Pauses every partition of `consumer` (it fetches nothing more, as a consumer
+    /// stuck in librdkafka) when it is the first one started for the topic a test
+    /// named in [`STALLED_TOPIC`].
+    pub(super) fn stall_if_asked(topic: &str, consumer: &StreamConsumer) {
+        let mut stalled = STALLED_TOPIC.locked();
+        if stalled.as_deref() == Some(topic) {
+            let assignment = consumer.assignment().expect("assignment");
+            consumer.pause(&assignment).expect("pause");
+            *stalled = None;
+        }
+    }
 
     /// Puts `producer` in the state an idempotent producer reaches when librdkafka
     /// cannot recover its sequence numbers, through librdkafka's own test hook.
@@ -607,5 +757,63 @@ mod tests {
             .await
             .expect("publish after the fatal error");
         assert_eq!(second, first + 1);
+    }
+
+    /// Against the real broker: a fan-out reader whose consumer stops fetching is
+    /// replaced by the stall watch, and the new one delivers every record once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "needs scripts/services.sh up (run by scripts/test.sh)"]
+    async fn a_reader_whose_consumer_stops_fetching_is_replaced_and_loses_nothing() {
+        let brokers = std::env::var("SSE_TEST_KAFKA").expect("SSE_TEST_KAFKA");
+        let topic = Topic {
+            name: format!("test-stall-{}", uuid::Uuid::new_v4().simple()),
+            partitions: 2,
+        };
+        let bus = Arc::new(KafkaBus::new(&brokers, vec![topic.clone()]).expect("bus"));
+        bus.create_all_topics().await.expect("topic");
+        *STALLED_TOPIC.locked() = Some(topic.name.clone());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let shutdown = CancellationToken::new();
+        bus.consume(
+            &topic.name,
+            FanOut::group(Duration::from_secs(60), |_| {}),
+            Arc::new(Metrics::new()),
+            shutdown.clone(),
+            move |record: Record| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(String::from_utf8_lossy(&record.payload).into_owned());
+                    Ok::<(), std::convert::Infallible>(())
+                }
+            },
+        );
+        let sent: Vec<String> = (0..6).map(|i| format!("record {i}")).collect();
+        for (i, payload) in sent.iter().enumerate() {
+            bus.publish(&topic.name, Some(&format!("key {i}")), payload.as_bytes())
+                .await
+                .expect("publish");
+        }
+        let mut got = Vec::new();
+        while got.len() < sent.len() {
+            let record = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+                .await
+                .expect("every record within 60 s: the stall watch replaces the stopped consumer")
+                .expect("the reader is still running");
+            got.push(record);
+        }
+        assert!(
+            STALLED_TOPIC.locked().is_none(),
+            "the first consumer was stopped"
+        );
+        // Nothing more, and the reader still runs (a closed channel fails here).
+        assert!(
+            tokio::time::timeout(Duration::from_secs(2), rx.recv())
+                .await
+                .is_err(),
+            "a record delivered twice, or the reader stopped"
+        );
+        got.sort();
+        assert_eq!(got, sent);
+        shutdown.cancel();
     }
 }

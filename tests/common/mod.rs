@@ -28,6 +28,26 @@ pub fn embedded() -> Config {
     }
 }
 
+/// The server binary under test.
+pub const SERVER: &str = env!("CARGO_BIN_EXE_sse-server");
+
+/// A command that runs `program` (the server, or a shell that execs it) without the
+/// developer's `SSE_*` settings: an exported `SSE_AUTH_SECRET` or `SSE_KAFKA_BROKERS`
+/// must not change what a test runs against. A test sets what it needs with `.env`;
+/// the tests' own `SSE_TEST_*` knobs stay.
+pub fn isolated(program: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(program);
+    for (name, _) in std::env::vars_os() {
+        if name
+            .to_str()
+            .is_some_and(|n| n.starts_with("SSE_") && !n.starts_with("SSE_TEST_"))
+        {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// The defaults with authorization off, whatever the environment says: a shell that
 /// exported `SSE_AUTH_SECRET` to try the server must not turn it on in the tests.
 fn open_defaults() -> Config {
@@ -325,11 +345,9 @@ impl Binary {
 
     /// Like `start`, with extra environment variables (e.g. a test hook).
     pub async fn start_with_env(port: u16, args: &[&str], env: &[(&str, &str)]) -> Binary {
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sse-server"))
+        let child = tokio::process::Command::from(isolated(SERVER))
             .args(["--bind", &format!("127.0.0.1:{port}")])
             .args(args)
-            .env_remove("SSE_KAFKA_BROKERS")
-            .env_remove("SSE_DYNAMODB_ENDPOINT")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
