@@ -15,10 +15,8 @@
 
 pub mod session;
 
-use std::fmt;
 use std::path::Path;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -34,80 +32,13 @@ use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, EncodingKey, Header,
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::config::Config;
+use crate::config::Secret;
 use crate::error::ApiError;
 
 /// The cookie `POST /auth/session` sets.
 pub const COOKIE: &str = "sse_token";
 /// The scope that allows posting to any user and broadcasting.
 const PUBLISH_SCOPE: &str = "publish";
-
-/// The shortest HS256 secret accepted, in bytes: RFC 7518 §3.2 requires a key at
-/// least as long as the hash output, 256 bits for HS256.
-pub const MIN_SECRET_BYTES: usize = 32;
-
-/// An HMAC secret: kept out of `Debug` output (the config is logged in tests). Only
-/// [`FromStr`] makes one, so every `Secret` is at least [`MIN_SECRET_BYTES`] long:
-/// the server refuses a short one at start-up and `sse-server token` will not mint
-/// with it.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl FromStr for Secret {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Secret, String> {
-        if s.len() < MIN_SECRET_BYTES {
-            return Err(format!(
-                "the HS256 secret (--auth-secret / SSE_AUTH_SECRET) is {} bytes; it must be at least {MIN_SECRET_BYTES} bytes (256 bits), since RFC 7518 §3.2 requires an HS256 key at least as long as the hash output. Make one with `openssl rand -hex 32`",
-                s.len()
-            ));
-        }
-        Ok(Secret(s.to_owned()))
-    }
-}
-
-/// How clap reads a [`Secret`] (picked up by `value_parser!`, so by the derive): as
-/// [`FromStr`], but a refusal does not echo the value, which clap's own
-/// "invalid value '…'" error would print to the terminal or the log.
-#[derive(Clone, Copy, Debug)]
-pub struct SecretParser;
-
-impl clap::builder::TypedValueParser for SecretParser {
-    type Value = Secret;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        _arg: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<Secret, clap::Error> {
-        let refuse =
-            |kind, message: String| clap::Error::raw(kind, format!("{message}\n")).with_cmd(cmd);
-        let text = value.to_str().ok_or_else(|| {
-            refuse(
-                clap::error::ErrorKind::InvalidUtf8,
-                "the HS256 secret (--auth-secret / SSE_AUTH_SECRET) is not UTF-8 text. Make one with `openssl rand -hex 32`".to_owned(),
-            )
-        })?;
-        text.parse()
-            .map_err(|e| refuse(clap::error::ErrorKind::ValueValidation, e))
-    }
-}
-
-impl clap::builder::ValueParserFactory for Secret {
-    type Parser = SecretParser;
-
-    fn value_parser() -> SecretParser {
-        SecretParser
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<hidden>)")
-    }
-}
 
 /// What a token says, as issued by `sse-server token` or an identity provider.
 #[derive(Debug, Serialize, Deserialize)]
@@ -154,15 +85,21 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// The verifier the configuration asks for, or `None` when authorization is off.
-    pub fn from_config(config: &Config) -> anyhow::Result<Option<Verifier>> {
-        let (key, algorithm) = match (&config.auth_secret, &config.auth_public_key) {
+    /// The verifier for tokens signed with `secret` (HS256), else with the private
+    /// key of the PEM `public_key` (RS256/ES256/ES384/EdDSA, by the key's kind), and,
+    /// with `audience`, carrying that `aud`; `None` (authorization off) with neither.
+    pub fn new(
+        secret: Option<&Secret>,
+        public_key: Option<&Path>,
+        audience: Option<&str>,
+    ) -> anyhow::Result<Option<Verifier>> {
+        let (key, algorithm) = match (secret, public_key) {
             (None, None) => return Ok(None),
             (Some(secret), _) => (
-                DecodingKey::from_secret(secret.0.as_bytes()),
+                DecodingKey::from_secret(secret.as_bytes()),
                 Algorithm::HS256,
             ),
-            (None, Some(path)) => public_key(path)?,
+            (None, Some(path)) => self::public_key(path)?,
         };
         let mut validation = Validation::new(algorithm);
         // Expiry is exact, as streams end at `exp`: no leeway, and refused from the
@@ -173,7 +110,7 @@ impl Verifier {
         // refused until its `nbf` second.
         validation.validate_nbf = true;
         validation.required_spec_claims = ["exp", "sub"].map(str::to_owned).into();
-        match &config.auth_audience {
+        match audience {
             Some(audience) => {
                 validation.set_audience(&[audience]);
                 validation.required_spec_claims.insert("aud".to_owned());
@@ -442,7 +379,7 @@ pub fn mint(secret: &Secret, sub: &str, publish: bool, ttl: Duration) -> anyhow:
     Ok(jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
-        &EncodingKey::from_secret(secret.0.as_bytes()),
+        &EncodingKey::from_secret(secret.as_bytes()),
     )?)
 }
 
@@ -451,11 +388,8 @@ mod tests {
     use super::*;
 
     fn verifier(secret: &str) -> Verifier {
-        let config = Config {
-            auth_secret: Some(secret.parse().expect("secret")),
-            ..Config::default()
-        };
-        Verifier::from_config(&config)
+        let secret: Secret = secret.parse().expect("secret");
+        Verifier::new(Some(&secret), None, None)
             .expect("config")
             .expect("auth on")
     }
@@ -472,39 +406,6 @@ mod tests {
         assert!(identity.publish);
         let plain = mint(&secret, "bob", false, Duration::from_secs(60)).expect("mint");
         assert!(!verifier(SECRET).verify(&plain).expect("valid").publish);
-    }
-
-    #[test]
-    fn a_secret_shorter_than_32_bytes_is_refused_with_the_reason() {
-        assert_eq!(SECRET.len(), MIN_SECRET_BYTES);
-        assert!(SECRET.parse::<Secret>().is_ok(), "32 bytes");
-        for short in ["", "s3cret", &SECRET[..31]] {
-            let error = short.parse::<Secret>().expect_err("refused");
-            assert!(
-                error.contains(&format!("is {} bytes", short.len())),
-                "{error}"
-            );
-            assert!(error.contains("RFC 7518 §3.2"), "{error}");
-            assert!(error.contains("256 bits"), "{error}");
-            assert!(error.contains("openssl rand -hex 32"), "{error}");
-        }
-        // Bytes, not characters: 11 three-byte characters are 33 bytes.
-        assert!("€€€€€€€€€€€".parse::<Secret>().is_ok());
-    }
-
-    #[test]
-    fn the_command_line_refuses_a_short_secret_without_echoing_it() {
-        use clap::Parser as _;
-        let short = &SECRET[..31];
-        let error = crate::config::Cli::try_parse_from(["sse-server", "--auth-secret", short])
-            .expect_err("refused")
-            .to_string();
-        assert!(error.contains("RFC 7518 §3.2"), "{error}");
-        assert!(error.contains("openssl rand -hex 32"), "{error}");
-        assert!(!error.contains(short), "{error}");
-        let cli = crate::config::Cli::try_parse_from(["sse-server", "--auth-secret", SECRET])
-            .expect("32 bytes are accepted");
-        assert!(cli.config.auth_secret.is_some());
     }
 
     fn token_with(claims: serde_json::Value) -> String {

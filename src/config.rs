@@ -2,14 +2,19 @@
 //!
 //! Each flag also reads an `SSE_*` environment variable so the same binary can be
 //! configured by a shell, a systemd unit or a container without a wrapper script.
+//!
+//! A leaf of the module graph: it imports nothing else of the server, so every
+//! module may read its configuration without a cycle. The types the flags parse
+//! into live here too ([`Secret`], the HS256 key); the modules that use a setting
+//! take it through their own constructors (`Verifier::new`, `HubLimits::from_config`).
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-
-use crate::auth::Secret;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -241,17 +246,6 @@ impl Config {
         Duration::from_millis(self.v1_interval_ms.max(1))
     }
 
-    /// What the /v2../v4 hubs keep and queue.
-    pub fn hub_limits(&self) -> crate::sse::HubLimits {
-        crate::sse::HubLimits {
-            history: self.history,
-            window: self.history_window,
-            history_bytes: usize::try_from(self.history_bytes.as_u64()).unwrap_or(usize::MAX),
-            queue: self.queue as usize,
-            queue_bytes: usize::try_from(self.queue_bytes.as_u64()).unwrap_or(usize::MAX),
-        }
-    }
-
     /// Keep-alive interval for /v1, whose default is shorter to show the comments.
     pub fn v1_keep_alive(&self) -> Duration {
         Duration::from_millis(self.keep_alive_ms.unwrap_or(3_000).max(1))
@@ -270,5 +264,120 @@ impl Default for Config {
             Ok(cli) => cli.config,
             Err(e) => unreachable!("the flags' defaults always parse: {e}"),
         }
+    }
+}
+
+/// The shortest HS256 secret accepted, in bytes: RFC 7518 §3.2 requires a key at
+/// least as long as the hash output, 256 bits for HS256.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// An HMAC secret: kept out of `Debug` output (the config is logged in tests). Only
+/// [`FromStr`] makes one, so every `Secret` is at least [`MIN_SECRET_BYTES`] long:
+/// the server refuses a short one at start-up and `sse-server token` will not mint
+/// with it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The key's bytes, for signing and verifying.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl FromStr for Secret {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Secret, String> {
+        if s.len() < MIN_SECRET_BYTES {
+            return Err(format!(
+                "the HS256 secret (--auth-secret / SSE_AUTH_SECRET) is {} bytes; it must be at least {MIN_SECRET_BYTES} bytes (256 bits), since RFC 7518 §3.2 requires an HS256 key at least as long as the hash output. Make one with `openssl rand -hex 32`",
+                s.len()
+            ));
+        }
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// How clap reads a [`Secret`] (picked up by `value_parser!`, so by the derive): as
+/// [`FromStr`], but a refusal does not echo the value, which clap's own
+/// "invalid value '…'" error would print to the terminal or the log.
+#[derive(Clone, Copy, Debug)]
+pub struct SecretParser;
+
+impl clap::builder::TypedValueParser for SecretParser {
+    type Value = Secret;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Secret, clap::Error> {
+        let refuse =
+            |kind, message: String| clap::Error::raw(kind, format!("{message}\n")).with_cmd(cmd);
+        let text = value.to_str().ok_or_else(|| {
+            refuse(
+                clap::error::ErrorKind::InvalidUtf8,
+                "the HS256 secret (--auth-secret / SSE_AUTH_SECRET) is not UTF-8 text. Make one with `openssl rand -hex 32`".to_owned(),
+            )
+        })?;
+        text.parse()
+            .map_err(|e| refuse(clap::error::ErrorKind::ValueValidation, e))
+    }
+}
+
+impl clap::builder::ValueParserFactory for Secret {
+    type Parser = SecretParser;
+
+    fn value_parser() -> SecretParser {
+        SecretParser
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<hidden>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 32 bytes: the shortest secret accepted.
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_secret_shorter_than_32_bytes_is_refused_with_the_reason() {
+        assert_eq!(SECRET.len(), MIN_SECRET_BYTES);
+        assert!(SECRET.parse::<Secret>().is_ok(), "32 bytes");
+        for short in ["", "s3cret", &SECRET[..31]] {
+            let error = short.parse::<Secret>().expect_err("refused");
+            assert!(
+                error.contains(&format!("is {} bytes", short.len())),
+                "{error}"
+            );
+            assert!(error.contains("RFC 7518 §3.2"), "{error}");
+            assert!(error.contains("256 bits"), "{error}");
+            assert!(error.contains("openssl rand -hex 32"), "{error}");
+        }
+        // Bytes, not characters: 11 three-byte characters are 33 bytes.
+        assert!("€€€€€€€€€€€".parse::<Secret>().is_ok());
+    }
+
+    #[test]
+    fn the_command_line_refuses_a_short_secret_without_echoing_it() {
+        use clap::Parser as _;
+        let short = &SECRET[..31];
+        let error = Cli::try_parse_from(["sse-server", "--auth-secret", short])
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("RFC 7518 §3.2"), "{error}");
+        assert!(error.contains("openssl rand -hex 32"), "{error}");
+        assert!(!error.contains(short), "{error}");
+        let cli = Cli::try_parse_from(["sse-server", "--auth-secret", SECRET])
+            .expect("32 bytes are accepted");
+        assert!(cli.config.auth_secret.is_some());
     }
 }

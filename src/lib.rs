@@ -58,7 +58,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::limits::StreamLimits;
 use crate::metrics::{Metrics, RequestLabels};
-use crate::sse::{IdScheme, StreamSettings, UserHub};
+use crate::sse::{HubLimits, IdScheme, StreamSettings, UserHub};
 use crate::v4::dynamodb::{self, DynamoStore};
 use crate::v4::memory::MemoryStore;
 use crate::v4::store::ReportStore;
@@ -102,7 +102,7 @@ pub async fn build_state(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Arc<AppState>> {
     let metrics = Arc::new(Metrics::new());
-    let limits = config.hub_limits();
+    let limits = HubLimits::from_config(&config);
     if limits.effective_queue() < limits.queue {
         tracing::info!(
             "connection queues hold {} events (half of --history {}), so a client closed for overflow always resumes from the kept history",
@@ -156,7 +156,11 @@ pub async fn build_state(
             |e| format!("DynamoDB at {e}")
         ),
     );
-    let auth = Verifier::from_config(&config)?;
+    let auth = Verifier::new(
+        config.auth_secret.as_ref(),
+        config.auth_public_key.as_deref(),
+        config.auth_audience.as_deref(),
+    )?;
     match &auth {
         None => tracing::warn!(
             "authorization is off (no --auth-secret or --auth-public-key): anyone may read any stream and post to any user"

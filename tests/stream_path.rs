@@ -10,8 +10,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use common::{PATIENCE, TestServer, embedded, unique};
-use sse_server::auth::{Secret, mint};
-use sse_server::config::Config;
+use sse_server::auth::mint;
+use sse_server::config::{Config, Secret};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

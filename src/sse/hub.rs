@@ -51,6 +51,7 @@ use super::history::{self, History};
 use super::ids::{Cursor, IdScheme};
 use super::queue::{PushError, QueueReceiver, QueueSender, queue};
 use super::{Event, Position};
+use crate::config::Config;
 use crate::lock::{Locked, ReadWriteLocked};
 use crate::metrics::{Metrics, OpenStreamGuard, VersionLabel};
 use crate::net::ConnectionHandle;
@@ -75,6 +76,17 @@ pub struct HubLimits {
 }
 
 impl HubLimits {
+    /// What the configuration asks the /v2../v4 hubs to keep and queue.
+    pub fn from_config(config: &Config) -> HubLimits {
+        HubLimits {
+            history: config.history,
+            window: config.history_window,
+            history_bytes: usize::try_from(config.history_bytes.as_u64()).unwrap_or(usize::MAX),
+            queue: config.queue as usize,
+            queue_bytes: usize::try_from(config.queue_bytes.as_u64()).unwrap_or(usize::MAX),
+        }
+    }
+
     /// The queue bounds actually used: at most half a user's history, so an
     /// overflowing client always finds its position in what is kept (invariant 4).
     pub fn effective_queue(&self) -> usize {

@@ -30,7 +30,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::net::ConnectionHandle;
-use crate::sse::{LastEventId, frame, sse_response};
+use crate::sse::{HubLimits, LastEventId, frame, sse_response};
 use crate::user::UserIdQuery;
 
 pub fn routes() -> Router<Arc<AppState>> {
@@ -229,7 +229,9 @@ async fn stream(
             .await
             .map_err(store_down)?;
         let used: usize = prelude.iter().map(Bytes::len).sum();
-        let budget = app.config.hub_limits().queue_bytes.saturating_sub(used);
+        let budget = HubLimits::from_config(&app.config)
+            .queue_bytes
+            .saturating_sub(used);
         prelude.extend(snapshot(&subscription.position, &reports, budget));
     }
     Ok(sse_response(
