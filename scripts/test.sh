@@ -18,8 +18,8 @@
 #      services: Apache Kafka (127.0.0.1:9092) and dynalite, DynamoDB's API (127.0.0.1:8111)
 #      then scripts/contract_test.sh: schemathesis checks the live server against the
 #      contract, docs/openapi.json
-#   3. the dashboard: Vitest, a production build, and the end-to-end test in headless
-#      Chromium against the real server and services
+#   3. the dashboard: ESLint and Prettier (npm run lint), Vitest, a production build,
+#      and the end-to-end test in headless Chromium against the real server and services
 #   4. a smoke run of the load tool (zero loss, no duplicates), when bench/ exists
 #
 # SSE_TEST_SKIP_OUTAGES=1 leaves out tests/outages.rs, which stops and restarts the
@@ -93,8 +93,8 @@ step "contract: docs/openapi.json against a live server (schemathesis)"
 scripts/contract_test.sh
 
 if [ -f frontend/package.json ]; then
-    step "dashboard: install, unit tests, build"
-    (cd frontend && npm ci --no-audit --no-fund && npm test && npm run build)
+    step "dashboard: install, lint (ESLint, Prettier), unit tests, build"
+    (cd frontend && npm ci --no-audit --no-fund && npm run lint && npm test && npm run build)
 
     step "dashboard: end-to-end in headless Chromium"
     (cd frontend &&

@@ -83,6 +83,8 @@ pub struct AppState {
     limits: Arc<StreamLimits>,
     /// Cancelled on shutdown: ends every stream and consumer.
     shutdown: CancellationToken,
+    /// What /v4's background tasks (and its announcements) use.
+    v4_board: Arc<v4::Board>,
 }
 
 impl AppState {
@@ -178,6 +180,17 @@ pub async fn build_state(
     let max_per_user = usize::try_from(config.max_streams_per_user).unwrap_or(usize::MAX);
     tracing::info!(max_streams, max_per_user, "open stream limits");
     let limits = StreamLimits::new(max_streams, max_per_user);
+    let v4_board = Arc::new(v4::Board {
+        bus: bus.clone(),
+        store: store.clone(),
+        hub: v4.clone(),
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+        command_topic: config.v4_command_topic.clone(),
+        event_topic: config.v4_event_topic.clone(),
+        writers_group: config.v4_writers_group.clone(),
+        history_window: config.history_window,
+    });
     let app = Arc::new(AppState {
         config,
         metrics,
@@ -189,9 +202,10 @@ pub async fn build_state(
         auth,
         limits,
         shutdown,
+        v4_board: v4_board.clone(),
     });
     v3::start_consumer(&app);
-    v4::start(&app);
+    v4::start(&v4_board);
     start_history_eviction(&app);
     end_streams_on_shutdown(&app);
     Ok(app)

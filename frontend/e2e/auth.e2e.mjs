@@ -15,17 +15,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
-import {
-  BIN,
-  EVENTSOURCE_PROBE,
-  ROOT,
-  SHOTS,
-  esStats,
-  eventually,
-  log,
-  runE2E,
-  waitConnection,
-} from './harness.mjs';
+import { BIN, EVENTSOURCE_PROBE, ROOT, SHOTS, esStats, eventually, log, runE2E, waitConnection } from './harness.mjs';
 
 const SECRET = randomBytes(32).toString('hex');
 process.env.SSE_AUTH_SECRET = SECRET;
@@ -125,7 +115,11 @@ async function main({ test, server, browser }) {
     await page.getByTestId('signout').click();
     await page.getByTestId('signin-token').waitFor({ timeout: 5000 });
     const cookies = await context.cookies(server.base);
-    assert.equal(cookies.find((c) => c.name === 'sse_token'), undefined, 'cookie cleared');
+    assert.equal(
+      cookies.find((c) => c.name === 'sse_token'),
+      undefined,
+      'cookie cleared',
+    );
     await eventually('the stream to close', async () => (await esStats(page)).open === 0);
     const answer = await page.evaluate(async () => (await fetch('/auth/session')).json());
     assert.equal(answer.sub, null);

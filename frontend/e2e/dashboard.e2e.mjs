@@ -72,7 +72,9 @@ let pages = [];
 
 async function shot(name) {
   await Promise.all(
-    pages.map((p, i) => p.page.screenshot({ path: path.join(SHOTS, `${name}-${p.name ?? i}.png`), fullPage: true }).catch(() => {})),
+    pages.map((p, i) =>
+      p.page.screenshot({ path: path.join(SHOTS, `${name}-${p.name ?? i}.png`), fullPage: true }).catch(() => {}),
+    ),
   );
 }
 
@@ -151,7 +153,8 @@ async function main({ test, server, browser }) {
     assert.equal(r.code, 0, `update_report_status.sh failed: ${r.stdout}${r.stderr}`);
     const t = await waitStatusEverywhere([a, b], first, 'queued', 10_000);
     log(`script took ${tScript} ms; both tabs showed "queued" ${t} ms after its 202`);
-    if (t > LIVE_TARGET_MS) log(`WARNING: slower than the ${LIVE_TARGET_MS} ms target (server path; see the note at the top)`);
+    if (t > LIVE_TARGET_MS)
+      log(`WARNING: slower than the ${LIVE_TARGET_MS} ms target (server path; see the note at the top)`);
     assert.ok(t <= LIVE_BUDGET_MS, `took ${t} ms, more than ${LIVE_BUDGET_MS} ms`);
     await shot('03-queued');
   });
@@ -162,7 +165,9 @@ async function main({ test, server, browser }) {
     log(`click to "processing" in both tabs: ${t} ms`);
     // the buttons follow the transition table
     assert.deepEqual(
-      await row(b, first).locator('button[data-testid^="move-"]').evaluateAll((bs) => bs.map((x) => x.dataset.testid)),
+      await row(b, first)
+        .locator('button[data-testid^="move-"]')
+        .evaluateAll((bs) => bs.map((x) => x.dataset.testid)),
       ['move-completed', 'move-failed'],
     );
   });
@@ -202,7 +207,10 @@ async function main({ test, server, browser }) {
     });
     assert.equal(res.status, 409);
     const body = await res.json();
-    assert.ok(body.error && shown.includes(body.error), `shown: ${JSON.stringify(shown)}; server: ${JSON.stringify(body)}`);
+    assert.ok(
+      body.error && shown.includes(body.error),
+      `shown: ${JSON.stringify(shown)}; server: ${JSON.stringify(body)}`,
+    );
     assert.equal(await row(a, first).getByTestId('report-error').count(), 0, 'other tabs show no error');
     await shot('04-refused');
     await otherBrowser.close();
@@ -229,7 +237,7 @@ async function main({ test, server, browser }) {
     const needed = ['SSE_KAFKA_BROKERS', 'SSE_DYNAMODB_ENDPOINT'].filter((k) => !process.env[k]);
     if (needed.length) {
       assert.fail(
-          `the restart phase needs data that survives the restart, but ${needed.join(' and ')} ` +
+        `the restart phase needs data that survives the restart, but ${needed.join(' and ')} ` +
           `${needed.length > 1 ? 'are' : 'is'} not set: run scripts/services.sh up, then ` +
           'SSE_KAFKA_BROKERS=127.0.0.1:9092 SSE_DYNAMODB_ENDPOINT=http://127.0.0.1:8111 npm run e2e',
       );

@@ -79,7 +79,9 @@ export class Server {
     this.exited.then((e) => (exited = e));
     while (Date.now() < deadline) {
       if (exited) {
-        throw new Error(`sse-server exited during start-up (${JSON.stringify(exited)}); its log:\n${this.tail.join('\n')}`);
+        throw new Error(
+          `sse-server exited during start-up (${JSON.stringify(exited)}); its log:\n${this.tail.join('\n')}`,
+        );
       }
       try {
         const res = await fetch(`${this.base}/readyz`, { signal: AbortSignal.timeout(2000) });
@@ -90,7 +92,9 @@ export class Server {
       }
       await sleep(200);
     }
-    throw new Error(`${this.base}/readyz did not answer 200 within ${READY_MS} ms (last: ${last}); log:\n${this.tail.join('\n')}`);
+    throw new Error(
+      `${this.base}/readyz did not answer 200 within ${READY_MS} ms (last: ${last}); log:\n${this.tail.join('\n')}`,
+    );
   }
 
   /** A value of /metrics, e.g. metric('sse_open_streams{version="v4"}'); null when absent. */
@@ -200,7 +204,8 @@ export async function eventually(what, check, timeout = 10_000) {
   for (;;) {
     last = await check();
     if (last === true) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
     await sleep(100);
   }
 }

@@ -88,7 +88,10 @@ async function main({ test, server, browser }) {
     await waitStatusEverywhere(pages, report.reportId, 'pending', LIVE_MS);
     const { open } = await streamsIn(pages);
     assert.equal(open, 1, `EventSources open in the ${TABS} tabs`);
-    await eventually('the server to count one /v4 stream', async () => (await server.metric(V4_STREAMS)) === 1 || (await server.metric(V4_STREAMS)));
+    await eventually(
+      'the server to count one /v4 stream',
+      async () => (await server.metric(V4_STREAMS)) === 1 || (await server.metric(V4_STREAMS)),
+    );
   });
 
   await test(`a change made through the API shows in all ${TABS} tabs`, async () => {
@@ -121,12 +124,18 @@ async function main({ test, server, browser }) {
     await api(server, 'PUT', `/v4/report?user_id=${userId}`, { id: report.reportId, status: 'processing' });
     const t = await waitStatusEverywhere(pages, report.reportId, 'processing', LIVE_MS);
     log(`holder (tab ${holder}) closed; "processing" in the other ${pages.length} tabs after ${t} ms`);
-    await eventually('one EventSource in the remaining tabs', async () => (await streamsIn(pages)).open === 1 || streamsIn(pages));
+    await eventually(
+      'one EventSource in the remaining tabs',
+      async () => (await streamsIn(pages)).open === 1 || streamsIn(pages),
+    );
     // The tab that took over resumed from the last event id it had seen.
     const taker = pages[(await streamsIn(pages)).holder];
     const url = new URL((await esStats(taker)).urls.at(-1), server.base);
     assert.ok(url.searchParams.get('lastEventId'), `the new holder's stream resumes: ${url}`);
-    await eventually('the server to count one /v4 stream again', async () => (await server.metric(V4_STREAMS)) === 1 || (await server.metric(V4_STREAMS)));
+    await eventually(
+      'the server to count one /v4 stream again',
+      async () => (await server.metric(V4_STREAMS)) === 1 || (await server.metric(V4_STREAMS)),
+    );
     await api(server, 'PUT', `/v4/report?user_id=${userId}`, { id: report.reportId, status: 'completed' });
     await waitStatusEverywhere(pages, report.reportId, 'completed', LIVE_MS);
     await Promise.all(pages.map((p) => waitConnection(p, 'live', LIVE_MS)));

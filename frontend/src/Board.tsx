@@ -180,7 +180,10 @@ const ReportRow = memo(function ReportRow({ report, notice, busy, nowMs, onMove,
               {relativeTime(report.updatedAt, nowMs)}
             </time>
             <span aria-hidden="true"> · </span>
-            created <time dateTime={report.createdAt} title={fullTime(report.createdAt)}>{relativeTime(report.createdAt, nowMs)}</time>
+            created{' '}
+            <time dateTime={report.createdAt} title={fullTime(report.createdAt)}>
+              {relativeTime(report.createdAt, nowMs)}
+            </time>
           </span>
         </div>
         <div className="report-actions">
@@ -239,8 +242,8 @@ function Empty() {
       </div>
       <h2>No reports yet</h2>
       <p className="muted">
-        Press <strong>New report</strong> to create one. It shows up here, and in every other tab signed in as you,
-        as soon as the server stores it.
+        Press <strong>New report</strong> to create one. It shows up here, and in every other tab signed in as you, as
+        soon as the server stores it.
       </p>
     </div>
   );
@@ -254,8 +257,8 @@ function Unreachable() {
       </div>
       <h2>Can’t reach the server</h2>
       <p className="muted">
-        Start it with <code>scripts/run.sh</code> (or check that it is still running). This page keeps trying and
-        loads your reports as soon as the server answers; there is no need to reload.
+        Start it with <code>scripts/run.sh</code> (or check that it is still running). This page keeps trying and loads
+        your reports as soon as the server answers; there is no need to reload.
       </p>
     </div>
   );

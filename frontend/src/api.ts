@@ -3,7 +3,7 @@
 // server could not be reached. A 401 from a /v4 request is also told to the listener set
 // with `onUnauthorized` (the session, which then checks whether it has expired).
 
-import { toReport } from './reports.ts';
+import { toReport } from './wire.ts';
 import type { Report } from './types.ts';
 import type { Status } from './transitions.ts';
 

@@ -47,7 +47,13 @@ describe('user ids', () => {
   });
 
   it('rejects what is not a UUID', () => {
-    for (const bad of ['', 'alice', '3f2b8c1e9d4a4c6b8e2f1a7d5b9c0e34', '3f2b8c1e-9d4a-4c6b-8e2f-1a7d5b9c0e3', 'g'.repeat(36)]) {
+    for (const bad of [
+      '',
+      'alice',
+      '3f2b8c1e9d4a4c6b8e2f1a7d5b9c0e34',
+      '3f2b8c1e-9d4a-4c6b-8e2f-1a7d5b9c0e3',
+      'g'.repeat(36),
+    ]) {
       expect(normalizeUuid(bad)).toBeNull();
     }
   });
@@ -85,9 +91,12 @@ describe('relativeTime', () => {
 
 describe('errorMessage', () => {
   it('shows the server sentence', async () => {
-    const res = new Response(JSON.stringify({ error: 'Cannot move from queued to pending.', current: 'queued', allowed: [] }), {
-      status: 409,
-    });
+    const res = new Response(
+      JSON.stringify({ error: 'Cannot move from queued to pending.', current: 'queued', allowed: [] }),
+      {
+        status: 409,
+      },
+    );
     expect(await errorMessage(res)).toBe('Cannot move from queued to pending.');
   });
 

@@ -1,13 +1,7 @@
+// Unit tests of the reducer (reports.ts): board state + event -> board state. Decoding the
+// server's JSON is wire.ts's, tested in wire.test.ts.
 import { describe, expect, it } from 'vitest';
-import {
-  applyEvent,
-  initialState,
-  laterTime,
-  parseServerEvent,
-  selectReports,
-  type BoardEvent,
-  type BoardState,
-} from './reports.ts';
+import { applyEvent, initialState, laterTime, selectReports, type BoardEvent, type BoardState } from './reports.ts';
 import type { Report } from './types.ts';
 import type { Status } from './transitions.ts';
 
@@ -171,7 +165,13 @@ describe('messages next to a report', () => {
   it('a rejected change shows the server reason', () => {
     const s = run([
       snapshot([report(A, 'queued')]),
-      { type: 'report_status_rejected', id: A, status: 'canceled', reason: 'the report is already processing', at: 't' },
+      {
+        type: 'report_status_rejected',
+        id: A,
+        status: 'canceled',
+        reason: 'the report is already processing',
+        at: 't',
+      },
     ]);
     expect(s.notices[A]).toMatchObject({ kind: 'rejected' });
     expect(s.notices[A].message).toContain('the report is already processing');
@@ -210,7 +210,13 @@ describe('messages next to a report', () => {
 
   it('a rejection or giving up also ends the busy state', () => {
     const started = run([snapshot([report(A)]), { type: 'request_started', id: A, status: 'queued' }]);
-    const rejected = applyEvent(started, { type: 'report_status_rejected', id: A, status: 'queued', reason: 'r', at: 't' });
+    const rejected = applyEvent(started, {
+      type: 'report_status_rejected',
+      id: A,
+      status: 'queued',
+      reason: 'r',
+      at: 't',
+    });
     expect(rejected.busy).toEqual({});
     const settled = applyEvent(started, { type: 'request_settled', id: A });
     expect(settled.busy).toEqual({});
@@ -218,7 +224,11 @@ describe('messages next to a report', () => {
   });
 
   it('an update that repeats the status still ends the busy state', () => {
-    const s = run([snapshot([report(A, 'queued')]), { type: 'request_started', id: A, status: 'queued' }, update(A, 'queued')]);
+    const s = run([
+      snapshot([report(A, 'queued')]),
+      { type: 'request_started', id: A, status: 'queued' },
+      update(A, 'queued'),
+    ]);
     expect(s.busy).toEqual({});
   });
 
@@ -256,35 +266,6 @@ describe('reset and ordering', () => {
   });
 });
 
-describe('parseServerEvent', () => {
-  const at = '2026-01-01T12:00:00Z';
-
-  it('decodes the four event kinds of the contract', () => {
-    expect(parseServerEvent('snapshot', JSON.stringify([report(A)]), at)).toEqual(snapshot([report(A)], at));
-    expect(parseServerEvent('new_report', JSON.stringify(report(A)), at)).toEqual(created(report(A)));
-    expect(parseServerEvent('report_status_update', JSON.stringify({ id: A, status: 'queued' }), at)).toEqual(
-      update(A, 'queued', at),
-    );
-    expect(
-      parseServerEvent('report_status_rejected', JSON.stringify({ id: A, status: 'queued', reason: 'lost a race' }), at),
-    ).toEqual({ type: 'report_status_rejected', id: A, status: 'queued', reason: 'lost a race', at });
-  });
-
-  it('rejects malformed data and unknown names', () => {
-    expect(parseServerEvent('snapshot', 'not json', at)).toBeNull();
-    expect(parseServerEvent('snapshot', '{}', at)).toBeNull();
-    expect(parseServerEvent('new_report', JSON.stringify({ ...report(A), reportStatus: 'done' }), at)).toBeNull();
-    expect(parseServerEvent('report_status_update', JSON.stringify({ id: A, status: 'bogus' }), at)).toBeNull();
-    expect(parseServerEvent('report_status_update', JSON.stringify({ status: 'queued' }), at)).toBeNull();
-    expect(parseServerEvent('message', JSON.stringify({}), at)).toBeNull();
-  });
-
-  it('skips bad rows of a snapshot and keeps the good ones', () => {
-    const ev = parseServerEvent('snapshot', JSON.stringify([report(A), { reportId: B }]), at);
-    expect(ev).toEqual(snapshot([report(A)], at));
-  });
-});
-
 describe('resume and reset (the server could not replay what was missed)', () => {
   it('a resumed connection without a snapshot keeps the board and applies the missed events', () => {
     const s = run([snapshot([report(A), report(B)]), update(A, 'queued'), update(B, 'canceled')]);
@@ -302,15 +283,5 @@ describe('resume and reset (the server could not replay what was missed)', () =>
     expect(reset.orphanUpdates).toEqual({});
     const after = applyEvent(reset, snapshot([report(B, 'failed')]));
     expect(statuses(after)).toEqual([[B, 'failed']]);
-  });
-
-  it('parses the reset event', () => {
-    const at = '2026-01-01T12:00:00Z';
-    expect(parseServerEvent('reset', JSON.stringify({ reason: 'unknown_id', lastEventId: 'x' }), at)).toEqual({
-      type: 'stream_reset',
-      reason: 'unknown_id',
-      at,
-    });
-    expect(parseServerEvent('reset', '[]', at)).toBeNull();
   });
 });

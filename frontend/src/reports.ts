@@ -1,8 +1,8 @@
 // Client-side state of the board: a pure reducer, `applyEvent(state, event)`.
 //
-// Server-Sent Events (snapshot, new_report, report_status_update, report_status_rejected)
-// and the outcome of this tab's own requests are all events. Rules that keep several
-// tabs and reconnects consistent:
+// Server-Sent Events (snapshot, new_report, report_status_update, report_status_rejected),
+// already decoded by wire.ts, and the outcome of this tab's own requests are all events;
+// nothing here reads JSON. Rules that keep several tabs and reconnects consistent:
 //
 // - `snapshot` is the truth at the moment a connection opened: it replaces the list.
 //   A connection that resumes exactly (Last-Event-ID) gets no snapshot, only the events
@@ -25,8 +25,8 @@
 //
 // Every function here is pure; "now" is passed in as `at` (RFC 3339).
 
-import type { Report } from './types.ts';
-import { isStatus, type Status } from './transitions.ts';
+import type { Report, ServerEvent } from './types.ts';
+import type { Status } from './transitions.ts';
 
 export interface Notice {
   kind: 'error' | 'rejected';
@@ -51,12 +51,8 @@ export interface BoardState {
 }
 
 export type BoardEvent =
-  // from the server, over SSE
-  | { type: 'stream_reset'; reason: string; at: string }
-  | { type: 'snapshot'; reports: Report[]; at: string }
-  | { type: 'new_report'; report: Report }
-  | { type: 'report_status_update'; id: string; status: Status; at: string }
-  | { type: 'report_status_rejected'; id: string; status: Status; reason: string; at: string }
+  // from the server, over SSE (decoded by wire.ts)
+  | ServerEvent
   // from this tab's own requests
   | { type: 'request_started'; id: string; status: Status }
   | { type: 'request_settled'; id: string }
@@ -184,70 +180,4 @@ export function selectReports(state: BoardState): Report[] {
       (Date.parse(b.createdAt) || 0) - (Date.parse(a.createdAt) || 0) ||
       (a.reportId < b.reportId ? -1 : a.reportId > b.reportId ? 1 : 0),
   );
-}
-
-// ---- decoding what the server sends -------------------------------------------------
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** A Report from JSON, or null when the shape is wrong. */
-export function toReport(v: unknown): Report | null {
-  if (!isRecord(v)) return null;
-  const { userId, reportId, reportStatus, createdAt, updatedAt } = v;
-  if (
-    typeof userId !== 'string' ||
-    typeof reportId !== 'string' ||
-    !isStatus(reportStatus) ||
-    typeof createdAt !== 'string' ||
-    typeof updatedAt !== 'string'
-  ) {
-    return null;
-  }
-  return { userId, reportId, reportStatus, createdAt, updatedAt };
-}
-
-/**
- * Turns one named SSE event into a BoardEvent; null for unknown names and for data that
- * is not what the contract says (the caller logs and ignores it).
- */
-export function parseServerEvent(name: string, data: string, at: string): BoardEvent | null {
-  let v: unknown;
-  try {
-    v = JSON.parse(data);
-  } catch {
-    return null;
-  }
-  switch (name) {
-    case 'reset': {
-      // {"reason": "history_expired" | "unknown_id", "lastEventId": "..."}
-      if (!isRecord(v)) return null;
-      const reason = typeof v.reason === 'string' && v.reason ? v.reason : 'unknown';
-      return { type: 'stream_reset', reason, at };
-    }
-    case 'snapshot': {
-      if (!Array.isArray(v)) return null;
-      const reports = v.map(toReport).filter((r): r is Report => r !== null);
-      return { type: 'snapshot', reports, at };
-    }
-    case 'new_report': {
-      const report = toReport(v);
-      return report && { type: 'new_report', report };
-    }
-    case 'report_status_update':
-      if (!isRecord(v) || typeof v.id !== 'string' || !isStatus(v.status)) return null;
-      return { type: 'report_status_update', id: v.id, status: v.status, at };
-    case 'report_status_rejected':
-      if (!isRecord(v) || typeof v.id !== 'string' || !isStatus(v.status)) return null;
-      return {
-        type: 'report_status_rejected',
-        id: v.id,
-        status: v.status,
-        reason: typeof v.reason === 'string' && v.reason ? v.reason : 'the server refused the change.',
-        at,
-      };
-    default:
-      return null;
-  }
 }

@@ -15,8 +15,7 @@ import { normalizeUuid } from './uuid.ts';
 import { ApiError, closeSession, getSession, onUnauthorized, openSession, type SessionAnswer } from './api.ts';
 
 export type Session =
-  | { kind: 'signed-in'; userId: string; expiresAt?: number }
-  | { kind: 'signed-out'; error?: string; draft?: string };
+  { kind: 'signed-in'; userId: string; expiresAt?: number } | { kind: 'signed-out'; error?: string; draft?: string };
 
 export const EXPIRED = 'Your session has expired. Paste a new token to sign in again.';
 
@@ -41,7 +40,9 @@ export function sessionFromAnswer(answer: SessionAnswer): Session {
       error: `This token is for "${answer.sub}", which is not a user id (UUID). Ask for a token whose subject is your user id.`,
     };
   }
-  return answer.exp === null ? { kind: 'signed-in', userId } : { kind: 'signed-in', userId, expiresAt: answer.exp * 1000 };
+  return answer.exp === null
+    ? { kind: 'signed-in', userId }
+    : { kind: 'signed-in', userId, expiresAt: answer.exp * 1000 };
 }
 
 /** How long to wait before checking a session that expires at `expiresAt` (ms since 1970). */

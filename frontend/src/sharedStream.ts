@@ -21,15 +21,19 @@
 // Without the Web Locks API or BroadcastChannel (old browsers; Web Locks also needs a
 // secure context: https, localhost or 127.0.0.1), each tab opens its own stream.
 
-import { applyEvent, initialState, type BoardEvent, type BoardState } from './reports.ts';
+import { applyEvent, initialState, type BoardState } from './reports.ts';
 import { connectReportStream, type Connection, type StreamOptions } from './stream.ts';
-import type { Report } from './types.ts';
+import type { Report, ServerEvent } from './types.ts';
 import type { Status } from './transitions.ts';
 import { newUuid } from './uuid.ts';
 
 /** The part of `navigator.locks` used here (a test can pass a fake). */
 export interface LockManagerLike {
-  request(name: string, options: { signal?: AbortSignal }, callback: (lock: unknown) => Promise<unknown>): Promise<unknown>;
+  request(
+    name: string,
+    options: { signal?: AbortSignal },
+    callback: (lock: unknown) => Promise<unknown>,
+  ): Promise<unknown>;
 }
 
 /** The part of BroadcastChannel used here (a test can pass a fake). */
@@ -41,7 +45,7 @@ export interface ChannelLike {
 
 /** What the tabs of one user say to each other. */
 export type ChannelMessage =
-  | { kind: 'event'; event: BoardEvent; id: string | null }
+  | { kind: 'event'; event: ServerEvent; id: string | null }
   | { kind: 'connection'; state: Connection }
   | { kind: 'hello'; from: string }
   | { kind: 'leader'; from: string }
@@ -112,7 +116,7 @@ export function connectSharedReportStream(options: SharedStreamOptions): () => v
     if (!closed) channel.postMessage(message);
   };
 
-  const apply = (event: BoardEvent, id: string | null) => {
+  const apply = (event: ServerEvent, id: string | null) => {
     if (id) lastEventId = id;
     shadow = applyEvent(shadow, event);
     onEvent(event, id);
@@ -156,7 +160,8 @@ export function connectSharedReportStream(options: SharedStreamOptions): () => v
       case 'sync':
         if (holding || message.to !== tabId) break;
         apply({ type: 'snapshot', reports: message.reports, at: message.at }, message.lastEventId);
-        for (const o of message.orphans) apply({ type: 'report_status_update', id: o.id, status: o.status, at: o.at }, null);
+        for (const o of message.orphans)
+          apply({ type: 'report_status_update', id: o.id, status: o.status, at: o.at }, null);
         setConnection(message.connection);
         break;
     }

@@ -110,7 +110,11 @@ describe('connectReportStream', () => {
     connect();
     const first = FakeEventSource.all[0];
     first.emit('snapshot', [], '41');
-    first.emit('new_report', { userId: USER, reportId: 'r', reportStatus: 'pending', createdAt: 'a', updatedAt: 'a' }, '42');
+    first.emit(
+      'new_report',
+      { userId: USER, reportId: 'r', reportStatus: 'pending', createdAt: 'a', updatedAt: 'a' },
+      '42',
+    );
     first.fail(2); // CLOSED, e.g. HTTP 503 during start-up
     expect(first.closed).toBe(true);
     expect(first.listenerCount()).toBe(0);

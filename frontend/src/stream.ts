@@ -14,11 +14,10 @@
 // `connectReportStream` returns `close()`: it removes every listener, closes the source
 // and cancels a pending reconnect. Nothing else holds on to the connection.
 
-import { parseServerEvent, type BoardEvent } from './reports.ts';
+import type { ServerEvent } from './types.ts';
+import { decodeServerEvent, SERVER_EVENTS } from './wire.ts';
 
 export type Connection = 'connecting' | 'live' | 'reconnecting';
-
-export const SERVER_EVENTS = ['reset', 'snapshot', 'new_report', 'report_status_update', 'report_status_rejected'] as const;
 
 /** The part of the EventSource API this module uses (a test can pass a fake). */
 export interface EventSourceLike {
@@ -33,7 +32,7 @@ export interface EventSourceLike {
 export interface StreamOptions {
   userId: string;
   /** Every decoded server event, with its SSE id (null when it carries none). */
-  onEvent: (event: BoardEvent, id: string | null) => void;
+  onEvent: (event: ServerEvent, id: string | null) => void;
   onConnection: (state: Connection) => void;
   /** Resume from this id (sent as `?lastEventId=`); null starts with a snapshot. */
   lastEventId?: string | null;
@@ -44,8 +43,8 @@ export interface StreamOptions {
   retryMs?: number;
   maxRetryMs?: number;
   now?: () => string;
-  /** Called with events that do not decode (default: console.warn). */
-  onBadEvent?: (name: string, data: string) => void;
+  /** Called with events that do not decode, and why (default: console.warn). */
+  onBadEvent?: (name: string, data: string, error: string) => void;
 }
 
 const CLOSED = 2;
@@ -66,7 +65,7 @@ export function connectReportStream(options: StreamOptions): () => void {
     retryMs = 1000,
     maxRetryMs = 8000,
     now = () => new Date().toISOString(),
-    onBadEvent = (name, data) => console.warn(`ignoring malformed ${name} event`, data),
+    onBadEvent = (name, data, error) => console.warn(`ignoring malformed ${name} event (${error})`, data),
   } = options;
 
   let source: EventSourceLike | null = null;
@@ -89,12 +88,12 @@ export function connectReportStream(options: StreamOptions): () => void {
     // An event can only come over an open connection (a fake or an old browser may not
     // have fired `open` first).
     goLive();
-    const event = parseServerEvent(ev.type, String(ev.data), now());
-    if (!event) {
-      onBadEvent(ev.type, String(ev.data));
+    const decoded = decodeServerEvent(ev.type, String(ev.data), now());
+    if (!decoded.ok) {
+      onBadEvent(ev.type, String(ev.data), decoded.error);
       return;
     }
-    onEvent(event, ev.lastEventId || null);
+    onEvent(decoded.event, ev.lastEventId || null);
   };
 
   const detach = (s: EventSourceLike) => {

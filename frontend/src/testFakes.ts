@@ -88,8 +88,11 @@ export class FakeLocks implements LockManagerLike {
 
   private release(name: string) {
     const next = this.queues.get(name)?.shift();
-    if (next) next(); // passes straight to the next waiter
-    else this.held.delete(name);
+    if (next) {
+      next(); // passes straight to the next waiter
+    } else {
+      this.held.delete(name);
+    }
   }
 }
 

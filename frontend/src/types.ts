@@ -1,3 +1,7 @@
+// The shapes the dashboard shares between its modules: a report as the server sends it,
+// and the server's stream events once decoded (wire.ts makes them, the reducer in
+// reports.ts consumes them). Kept here so that neither side depends on the other.
+
 import type { Status } from './transitions.ts';
 
 /** A report as the server sends it (camelCase, RFC 3339 times). */
@@ -8,3 +12,15 @@ export interface Report {
   createdAt: string;
   updatedAt: string;
 }
+
+/**
+ * One event of /v4/sse, decoded. `at` is when this tab received it (status events carry
+ * no time of their own). `reset` is named `stream_reset` here, apart from the board's own
+ * `reset`.
+ */
+export type ServerEvent =
+  | { type: 'stream_reset'; reason: string; at: string }
+  | { type: 'snapshot'; reports: Report[]; at: string }
+  | { type: 'new_report'; report: Report }
+  | { type: 'report_status_update'; id: string; status: Status; at: string }
+  | { type: 'report_status_rejected'; id: string; status: Status; reason: string; at: string };

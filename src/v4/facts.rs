@@ -18,9 +18,8 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::Board;
 use super::report::{Report, Status};
-use super::sweeper::Sweeper;
-use crate::AppState;
 use crate::bus::{FanOut, Record};
 use crate::lock::Locked;
 
@@ -78,41 +77,42 @@ impl FactEvent {
 /// Publishes a fact on the event topic, keyed by its user (their facts stay in
 /// order). Its cause is already stored, so it is retried until the bus takes it;
 /// it fails only when the server shuts down first.
-pub async fn announce(app: &AppState, fact: &Fact) -> Result<(), crate::bus::BusError> {
+pub async fn announce(board: &Board, fact: &Fact) -> Result<(), crate::bus::BusError> {
     // Plain fields and string keys: serializing cannot fail, and an empty record
     // must never be published in its place.
     let payload = serde_json::to_vec(fact).expect("a Fact always serializes");
-    app.bus
+    board
+        .bus
         .publish_until_done(
-            &app.config.v4_event_topic,
+            &board.event_topic,
             Some(&fact.user_id.to_string()),
             &payload,
-            &app.shutdown,
+            &board.shutdown,
         )
         .await
 }
 
-/// Starts this instance's reader of the event topic; it tells `sweeper` of every
-/// outcome it sees.
-pub fn start_consumer(app: &Arc<AppState>, sweeper: Arc<Sweeper>) {
+/// Starts this instance's reader of the event topic; it tells `outcome_seen` the
+/// id of every fact it reads (the sweeper's cue that a command was settled).
+pub fn start_consumer(board: &Arc<Board>, outcome_seen: impl Fn(Uuid) + Send + Sync + 'static) {
     let seen = Arc::new(Mutex::new(RecentIds::new(REMEMBERED_FACTS)));
-    let reader = app.clone();
-    app.bus.consume(
-        &app.config.v4_event_topic,
-        FanOut::group(app.config.history_window, {
-            let hub = app.v4.clone();
+    let reader = board.clone();
+    board.bus.consume(
+        &board.event_topic,
+        FanOut::group(board.history_window, {
+            let hub = board.hub.clone();
             move |starts| hub.reading_from(starts)
         }),
-        app.metrics.clone(),
-        app.shutdown.clone(),
+        board.metrics.clone(),
+        board.shutdown.clone(),
         move |record| {
-            push(&reader, &seen, &sweeper, &record);
+            push(&reader, &seen, &outcome_seen, &record);
             std::future::ready(Ok::<(), std::convert::Infallible>(()))
         },
     );
 }
 
-fn push(app: &AppState, seen: &Mutex<RecentIds>, sweeper: &Sweeper, record: &Record) {
+fn push(board: &Board, seen: &Mutex<RecentIds>, outcome_seen: &impl Fn(Uuid), record: &Record) {
     let fact: Fact = match serde_json::from_slice(&record.payload) {
         Ok(fact) => fact,
         Err(e) => {
@@ -121,22 +121,22 @@ fn push(app: &AppState, seen: &Mutex<RecentIds>, sweeper: &Sweeper, record: &Rec
                 offset = record.offset,
                 "skipping malformed fact: {e}"
             );
-            app.metrics.malformed(&app.config.v4_event_topic);
-            app.v4.skip(record.position());
+            board.metrics.malformed(&board.event_topic);
+            board.hub.skip(record.position());
             return;
         }
     };
-    sweeper.outcome_seen(fact.fact_id);
+    outcome_seen(fact.fact_id);
     let first_time = seen.locked().insert(fact.fact_id);
     if first_time {
-        app.v4.send(
+        board.hub.send(
             &fact.user_id.to_string(),
             Some(fact.event.name()),
             &fact.event.data(),
             Some(record.position()),
         );
     } else {
-        app.v4.skip(record.position());
+        board.hub.skip(record.position());
     }
 }
 

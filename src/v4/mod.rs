@@ -46,13 +46,42 @@ pub mod sweeper;
 pub mod writer;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::AppState;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::Bus;
+use crate::metrics::Metrics;
+use crate::sse::UserHub;
+use store::ReportStore;
+
+/// What the writer, the sweeper and the fact reader work with, and nothing more:
+/// built by `lib.rs`, so these background tasks cannot reach authorization, the
+/// other steps' hubs or the connection limits.
+pub struct Board {
+    pub bus: Bus,
+    pub store: Arc<dyn ReportStore>,
+    /// The /v4 streams, where facts become events.
+    pub hub: Arc<UserHub>,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: CancellationToken,
+    /// Where commands go (`--v4-command-topic`).
+    pub command_topic: String,
+    /// Where facts go (`--v4-event-topic`).
+    pub event_topic: String,
+    /// The writers' consumer group (`--v4-writers-group`).
+    pub writers_group: String,
+    /// How far back a fan-out reader starts (`--history-window`).
+    pub history_window: Duration,
+}
 
 /// Starts the writer, this instance's fact reader and its sweeper.
-pub fn start(app: &Arc<AppState>) {
+pub fn start(board: &Arc<Board>) {
     let sweeper = Arc::new(sweeper::Sweeper::default());
-    writer::start(app);
-    facts::start_consumer(app, sweeper.clone());
-    sweeper::start(app, sweeper);
+    writer::start(board);
+    facts::start_consumer(board, {
+        let sweeper = sweeper.clone();
+        move |id| sweeper.outcome_seen(id)
+    });
+    sweeper::start(board, sweeper);
 }

@@ -77,7 +77,7 @@ async fn create(
         .with_extra(json!({ "limit": limit, "count": count })));
     }
     // Announced after the reply: the report is stored, other tabs learn of it live.
-    let announcer = app.clone();
+    let announcer = app.v4_board.clone();
     let fact = Fact {
         fact_id: report.report_id,
         user_id,

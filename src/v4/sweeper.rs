@@ -29,10 +29,10 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use super::Board;
 use super::facts::RecentIds;
 use super::store::StatusChange;
 use super::writer;
-use crate::AppState;
 use crate::bus::{FanOut, Record};
 use crate::lock::Locked;
 
@@ -135,41 +135,41 @@ impl Sweeper {
 }
 
 /// Starts this instance's reader of the command topic and its sweep.
-pub fn start(app: &Arc<AppState>, sweeper: Arc<Sweeper>) {
+pub fn start(board: &Arc<Board>, sweeper: Arc<Sweeper>) {
     let reader = sweeper.clone();
-    app.bus.consume(
-        &app.config.v4_command_topic,
-        FanOut::group(app.config.history_window, |_| {}),
-        app.metrics.clone(),
-        app.shutdown.clone(),
+    board.bus.consume(
+        &board.command_topic,
+        FanOut::group(board.history_window, |_| {}),
+        board.metrics.clone(),
+        board.shutdown.clone(),
         move |record| {
             reader.command_read(&record);
             std::future::ready(Ok::<(), std::convert::Infallible>(()))
         },
     );
-    let app = app.clone();
+    let board = board.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(SWEEP_EVERY);
         loop {
             tokio::select! {
                 _ = every.tick() => {}
-                _ = app.shutdown.cancelled() => return,
+                _ = board.shutdown.cancelled() => return,
             }
             // Until the fact reader has caught up, outcomes of the commands read
             // meanwhile may still be on their way: settling them would only
             // announce them again.
-            if !app.bus.caught_up(&app.config.v4_event_topic) {
+            if !board.bus.caught_up(&board.event_topic) {
                 continue;
             }
             for change in sweeper.due() {
-                match writer::settle(&app, &change).await {
+                match writer::settle(&board, &change).await {
                     Ok(()) => {
                         tracing::info!(
                             command = %change.command_id,
                             report = %change.report_id,
                             "settled a command that had no outcome after {SWEEP_AFTER:?}"
                         );
-                        app.metrics.v4_commands_swept.inc();
+                        board.metrics.v4_commands_swept.inc();
                         sweeper.outcome_seen(change.command_id);
                     }
                     // Tried again at the next sweep; later commands of the report wait.

@@ -9,33 +9,33 @@
 
 use std::sync::Arc;
 
+use super::Board;
 use super::facts::{self, Fact, FactEvent};
 use super::store::{ChangeOutcome, StatusChange, StoreError};
-use crate::AppState;
 use crate::bus::{Failure, Group, Record};
 
-pub fn start(app: &Arc<AppState>) {
-    let writer = app.clone();
-    app.bus.consume(
-        &app.config.v4_command_topic,
-        Group::Shared(app.config.v4_writers_group.clone()),
-        app.metrics.clone(),
-        app.shutdown.clone(),
+pub fn start(board: &Arc<Board>) {
+    let writer = board.clone();
+    board.bus.consume(
+        &board.command_topic,
+        Group::Shared(board.writers_group.clone()),
+        board.metrics.clone(),
+        board.shutdown.clone(),
         move |record| {
-            let app = writer.clone();
-            async move { apply(&app, record).await }
+            let board = writer.clone();
+            async move { apply(&board, record).await }
         },
     );
 }
 
 /// Applies one command record. A transient failure is retried on the same record;
 /// a malformed record is passed (the bus logs and counts it).
-async fn apply(app: &AppState, record: Record) -> Result<(), Failure> {
+async fn apply(board: &Board, record: Record) -> Result<(), Failure> {
     let change = parse(&record.payload).map_err(|why| {
-        app.metrics.command_rejected("malformed_command");
+        board.metrics.command_rejected("malformed_command");
         Failure::Permanent(format!("malformed command: {why}"))
     })?;
-    settle(app, &change).await.map_err(Failure::Transient)
+    settle(board, &change).await.map_err(Failure::Transient)
 }
 
 /// A command as carried on the command topic; `Err` says why it is not one (not
@@ -59,9 +59,9 @@ pub fn parse(payload: &[u8]) -> Result<StatusChange, String> {
 ///
 /// `Err` only for a transient failure (store unreachable, or shutdown before the
 /// fact was published): nothing was announced, try again.
-pub async fn settle(app: &AppState, change: &StatusChange) -> Result<(), String> {
+pub async fn settle(board: &Board, change: &StatusChange) -> Result<(), String> {
     let rejected = |reason: &'static str, why: String| {
-        app.metrics.command_rejected(reason);
+        board.metrics.command_rejected(reason);
         FactEvent::ReportStatusRejected {
             id: change.report_id,
             status: change.to,
@@ -72,7 +72,7 @@ pub async fn settle(app: &AppState, change: &StatusChange) -> Result<(), String>
         id: change.report_id,
         status: change.to,
     };
-    let event = match app.store.change_status(change).await {
+    let event = match board.store.change_status(change).await {
         Ok(ChangeOutcome::Applied(_)) => update,
         Ok(ChangeOutcome::AlreadyApplied(now)) if now.last_applied_is(change.command_id) => update,
         Ok(ChangeOutcome::AlreadyApplied(_)) => {
@@ -106,5 +106,7 @@ pub async fn settle(app: &AppState, change: &StatusChange) -> Result<(), String>
         user_id: change.user_id,
         event,
     };
-    facts::announce(app, &fact).await.map_err(|e| e.to_string())
+    facts::announce(board, &fact)
+        .await
+        .map_err(|e| e.to_string())
 }
