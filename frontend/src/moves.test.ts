@@ -118,6 +118,21 @@ describe('moves', () => {
     expect(board.state.busy).toEqual({});
   });
 
+  it('the late failure of an earlier move does not end the wait of the next one', async () => {
+    const { pending, request } = deferredRequests();
+    const { board, moves } = setup(request);
+    const first = moves.move(A, 'queued');
+    const second = moves.move(A, 'canceled');
+    pending[0].reject(new ApiError(503, 'Kafka did not acknowledge in time.')); // the first request fails, late
+    await first;
+    expect(board.state.busy).toEqual({ [A]: 'canceled' });
+    expect(board.events.filter((e) => e.type === 'request_failed')).toEqual([]);
+    pending[1].reject(new ApiError(409, 'Cannot move from pending to canceled.'));
+    await second;
+    expect(board.state.busy).toEqual({});
+    expect(board.events.filter((e) => e.type === 'request_failed')).toHaveLength(1);
+  });
+
   it('close() (unmount, sign-out, another user) cancels every timer, even one a late 202 would start', async () => {
     const { pending, request } = deferredRequests();
     const { board, moves } = setup(request);

@@ -6,7 +6,8 @@
 // of a report replaces the one before it (its timer is cleared, and a late 202 of the old
 // request starts none), and `close()` (sign-out, another user, unmount) cancels them all.
 // Without it, a report moved twice within SETTLE_MS had its second move's wait ended by the
-// first move's timer: the buttons came back while the second change was still in flight.
+// first move's timer (or by the first request's late failure): the buttons came back while
+// the second change was still in flight.
 
 import type { BoardEvent } from './reports.ts';
 import { ApiError, requestStatus } from './api.ts';
@@ -62,6 +63,10 @@ export function createMoves(options: MovesOptions): Moves {
       try {
         await request(userId, id, status);
       } catch (e) {
+        // Only the latest move of the report speaks for it: the late failure of one it
+        // replaced must not end the newer one's wait (its own answer will come).
+        if (closed || latest.get(id) !== mine) return;
+        latest.delete(id);
         dispatch({
           type: 'request_failed',
           id,
