@@ -428,7 +428,6 @@ impl Reader {
             };
             match message {
                 Ok(message) => {
-                    stall.record_seen();
                     consumed.inc();
                     let record = Record {
                         payload: message.payload().unwrap_or_default().to_vec(),
@@ -516,6 +515,8 @@ impl StallWatch {
         }
     }
 
+    /// A record was handled: the reader is moving (called after the handler, so a
+    /// long handling does not count as a stall either).
     fn record_seen(&mut self) {
         self.since_last_record = Instant::now();
         self.waiting_since = None;
@@ -703,6 +704,19 @@ mod tests {
         }
     }
 
+    /// A bus on the real broker (`SSE_TEST_KAFKA`) with a new topic of its own,
+    /// named `PREFIX-<uuid>`.
+    async fn bus_with_fresh_topic(prefix: &str, partitions: i32) -> (KafkaBus, Topic) {
+        let brokers = std::env::var("SSE_TEST_KAFKA").expect("SSE_TEST_KAFKA");
+        let topic = Topic {
+            name: format!("{prefix}-{}", uuid::Uuid::new_v4().simple()),
+            partitions,
+        };
+        let bus = KafkaBus::new(&brokers, vec![topic.clone()]).expect("bus");
+        bus.create_all_topics().await.expect("topic");
+        (bus, topic)
+    }
+
     /// Puts `producer` in the state an idempotent producer reaches when librdkafka
     /// cannot recover its sequence numbers, through librdkafka's own test hook.
     fn make_fatal(producer: &FutureProducer) {
@@ -740,13 +754,7 @@ mod tests {
     #[tokio::test]
     #[ignore = "needs scripts/services.sh up (run by scripts/test.sh)"]
     async fn publishing_works_again_after_the_producer_failed_for_good() {
-        let brokers = std::env::var("SSE_TEST_KAFKA").expect("SSE_TEST_KAFKA");
-        let topic = Topic {
-            name: format!("test-fatal-{}", uuid::Uuid::new_v4().simple()),
-            partitions: 1,
-        };
-        let bus = KafkaBus::new(&brokers, vec![topic.clone()]).expect("bus");
-        bus.create_all_topics().await.expect("topic");
+        let (bus, topic) = bus_with_fresh_topic("test-fatal", 1).await;
         let (_, first) = bus
             .publish(&topic.name, None, b"before")
             .await
@@ -764,13 +772,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs scripts/services.sh up (run by scripts/test.sh)"]
     async fn a_reader_whose_consumer_stops_fetching_is_replaced_and_loses_nothing() {
-        let brokers = std::env::var("SSE_TEST_KAFKA").expect("SSE_TEST_KAFKA");
-        let topic = Topic {
-            name: format!("test-stall-{}", uuid::Uuid::new_v4().simple()),
-            partitions: 2,
-        };
-        let bus = Arc::new(KafkaBus::new(&brokers, vec![topic.clone()]).expect("bus"));
-        bus.create_all_topics().await.expect("topic");
+        let (bus, topic) = bus_with_fresh_topic("test-stall", 2).await;
+        let bus = Arc::new(bus);
         *STALLED_TOPIC.locked() = Some(topic.name.clone());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let shutdown = CancellationToken::new();
