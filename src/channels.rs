@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::net::ConnectionHandle;
+use crate::server::ConnectionHandle;
 use crate::sse::{LastEventId, UserHub, sse_response};
 use crate::user::UserQuery;
 

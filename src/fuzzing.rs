@@ -20,7 +20,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderName, HeaderValue, Method, Uri, Version};
 use bytes::Bytes;
 
-use crate::net::ConnectionHandle;
+use crate::server::ConnectionHandle;
 use crate::server::{self, Head};
 use crate::sse::IdScheme;
 use crate::v4::facts::Fact;

@@ -28,7 +28,6 @@ mod health;
 mod limits;
 mod lock;
 mod metrics;
-mod net;
 mod server;
 pub mod sse;
 mod user;
@@ -358,14 +357,14 @@ fn server_settings(config: &Config) -> server::ServerSettings {
         .max(1);
     tracing::info!(max_connections, max_waiting, "open connection limits");
     server::ServerSettings {
-        socket: net::SocketSettings {
-            deadlines: Arc::new(net::Deadlines {
+        socket: server::SocketSettings {
+            deadlines: Arc::new(server::Deadlines {
                 header: config.header_timeout,
                 body: config.body_timeout,
                 idle: config.idle_timeout,
                 write: config.write_timeout,
             }),
-            waiting: net::Waiting::new(max_waiting),
+            waiting: server::Waiting::new(max_waiting),
         },
         max_connections,
     }

@@ -1,4 +1,4 @@
-//! The stream path (`src/server.rs`, `src/sse/wire.rs`) at the byte level: event
+//! The stream path (`src/server/`) at the byte level: event
 //! streams are written by the server itself, everything else by hyper, and one
 //! connection can move from the first to the second. Raw sockets, because an HTTP
 //! client library would hide exactly what is tested here (framing, keep-alive, the

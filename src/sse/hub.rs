@@ -54,7 +54,7 @@ use super::{Event, Position};
 use crate::config::Config;
 use crate::lock::{Locked, ReadWriteLocked};
 use crate::metrics::{Metrics, OpenStreamGuard, VersionLabel};
-use crate::net::ConnectionHandle;
+use crate::server::ConnectionHandle;
 
 /// How long a user's history is not cut by count after one of their connections
 /// was closed for overflow: far longer than a browser takes to reconnect.

@@ -5,8 +5,8 @@
 //! [`UserHub`] to every open connection of its user through a bounded queue. A
 //! connection that cannot keep up is closed instead of slowing anyone down; the
 //! browser reconnects and resumes from its last id. `hub.rs` states the
-//! invariants behind exact resume; `ids.rs` what an id means; `wire.rs` how a
-//! stream's bytes reach its socket.
+//! invariants behind exact resume; `ids.rs` what an id means. The bytes of a
+//! stream reach its socket through `crate::server`.
 
 mod event;
 mod history;
@@ -14,7 +14,6 @@ mod hub;
 mod ids;
 mod queue;
 mod stream;
-pub mod wire;
 
 pub use event::{Event, Position, frame};
 pub use hub::{HubLimits, ResetReason, Subscription, UserHub};

@@ -29,7 +29,7 @@ use super::store::{Created, StatusChange, StoreError};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::net::ConnectionHandle;
+use crate::server::ConnectionHandle;
 use crate::sse::{HubLimits, LastEventId, frame, sse_response};
 use crate::user::UserIdQuery;
 

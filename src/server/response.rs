@@ -1,11 +1,12 @@
 //! Writes an HTTP/1.1 response straight to a socket: the stream path's half of
-//! [`crate::server`].
+//! the server (hyper serves everything else).
 //!
 //! Written here rather than left to hyper because of memory: an open stream keeps no
 //! buffer between events. The events that are ready are framed (each as one chunk)
 //! in a buffer that lives only until the socket has taken it; while the stream is
 //! idle, its task holds the socket, the response body and a few words. The socket
-//! is watched for the client closing it at the same time, as hyper does.
+//! is watched for the client closing it at the same time, as hyper does. Generic
+//! over the socket, so the tests below check the bytes from memory.
 
 use std::io;
 use std::io::Write as _;
@@ -18,9 +19,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use crate::net::ClosableStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// A write gathers ready events up to about this many bytes.
 const BATCH_BYTES: usize = 64 * 1024;
@@ -51,8 +50,8 @@ impl Ending {
 /// Writes `response` to `io`: a body of known length in one write, any other body
 /// (an event stream) chunk by chunk as it is produced. `close` says the client sent
 /// `Connection: close`.
-pub async fn write_response(
-    io: &mut ClosableStream,
+pub async fn write_response<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
     response: Response,
     close: bool,
 ) -> io::Result<Ending> {
@@ -75,8 +74,8 @@ pub async fn write_response(
 }
 
 /// Writes the head in `out` and a body of known length in one write.
-async fn write_whole(
-    io: &mut ClosableStream,
+async fn write_whole<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
     mut out: Vec<u8>,
     body: Body,
     close: bool,
@@ -130,8 +129,8 @@ fn head(status: StatusCode, headers: &HeaderMap, length: Option<u64>, close: boo
 
 /// Streams `body` as chunks after `out` (the head), until the body ends, the client
 /// closes, or a write fails (which includes the connection's handle being closed).
-async fn write_chunked(
-    io: &mut ClosableStream,
+async fn write_chunked<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut S,
     mut out: Vec<u8>,
     mut body: Body,
     close: bool,
@@ -192,4 +191,89 @@ fn push(out: &mut Vec<u8>, frame: Result<http_body::Frame<Bytes>, axum::Error>) 
         out.extend_from_slice(b"\r\n");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use axum::response::IntoResponse;
+    use futures_util::StreamExt;
+
+    use super::*;
+    use crate::server::scripted::Scripted;
+
+    #[tokio::test]
+    async fn a_stream_is_written_in_chunks_and_keeps_what_the_client_sent_meanwhile() {
+        // The client sends its next request before the stream's first event.
+        let (mut io, mut client) = Scripted::new(&[b"GET /next"], false);
+        let (events, source) = tokio::sync::mpsc::channel(4);
+        let body = Body::from_stream(
+            tokio_stream::wrappers::ReceiverStream::new(source).map(Ok::<_, Infallible>),
+        );
+        let writer =
+            tokio::spawn(async move { write_response(&mut io, body.into_response(), false).await });
+        let head = client.until("\r\n\r\n").await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.contains("\r\ndate: "), "{head}");
+        assert!(head.contains("transfer-encoding: chunked\r\n"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+        for event in ["data: a\n\n", "", "data: bc\n\n"] {
+            events
+                .send(Bytes::from_static(event.as_bytes()))
+                .await
+                .expect("send");
+        }
+        drop(events);
+        let out = client.until("0\r\n\r\n").await;
+        // An empty frame is no chunk (it would end the body).
+        assert_eq!(
+            &out[head.len()..],
+            "9\r\ndata: a\n\n\r\na\r\ndata: bc\n\n\r\n0\r\n\r\n"
+        );
+        let ending = writer.await.expect("writer").expect("written");
+        let Ending::KeepAlive(read_ahead) = ending else {
+            panic!("closed");
+        };
+        assert_eq!(&read_ahead[..], b"GET /next");
+    }
+
+    #[tokio::test]
+    async fn a_whole_body_goes_out_with_its_length() {
+        let (mut io, mut client) = Scripted::new(&[], false);
+        let response = (StatusCode::BAD_REQUEST, "{\"error\": \"no\"}").into_response();
+        let ending = write_response(&mut io, response, true)
+            .await
+            .expect("written");
+        assert!(matches!(ending, Ending::Close));
+        let out = client.until("}").await;
+        assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
+        assert!(out.contains("content-length: 15\r\n"), "{out}");
+        assert!(out.contains("connection: close\r\n"), "{out}");
+        assert!(out.ends_with("\r\n\r\n{\"error\": \"no\"}"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_closes_ends_its_stream() {
+        let (mut io, client) = Scripted::new(&[], false);
+        drop(client);
+        let never_ends = futures_util::stream::pending::<Result<Bytes, Infallible>>();
+        let response = Body::from_stream(never_ends).into_response();
+        let ending = write_response(&mut io, response, false)
+            .await
+            .expect("ended");
+        assert!(matches!(ending, Ending::Close));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_sends_too_much_while_streaming_is_closed() {
+        let flood = vec![b'x'; READ_AHEAD_LIMIT + 1];
+        let (mut io, _client) = Scripted::new(&[&flood], false);
+        let never_ends = futures_util::stream::pending::<Result<Bytes, Infallible>>();
+        let response = Body::from_stream(never_ends).into_response();
+        let ending = write_response(&mut io, response, false)
+            .await
+            .expect("ended");
+        assert!(matches!(ending, Ending::Close));
+    }
 }
