@@ -31,7 +31,6 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::AppState;
 use crate::config::Secret;
 use crate::error::ApiError;
 
@@ -269,15 +268,20 @@ pub enum Caller {
     Token(Identity),
 }
 
+/// Who may read and post, as the layer on the API routes and the session routes
+/// see it: the token verifier, or `None` when authorization is off.
+#[derive(Clone)]
+pub struct Authorization(pub Option<Arc<Verifier>>);
+
 /// The layer on every API route: verifies the request's token (401 when missing or
 /// invalid) and hands the [`Caller`] to the handler. With authorization off every
 /// request passes as [`Caller::Anyone`].
 pub async fn identify(
-    State(app): State<Arc<AppState>>,
+    State(Authorization(verifier)): State<Authorization>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let caller = match &app.auth {
+    let caller = match &verifier {
         None => Caller::Anyone,
         Some(verifier) => {
             let Some(token) = token_of(request.headers(), request.uri()) else {

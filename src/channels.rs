@@ -6,15 +6,15 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, FromRef, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use serde_json::json;
 
-use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::limits::Streams;
 use crate::server::ConnectionHandle;
 use crate::sse::{LastEventId, UserHub, sse_response};
 use crate::user::UserQuery;
@@ -40,25 +40,30 @@ pub fn accepted_at(id: String, delivered: usize) -> Response {
         .into_response()
 }
 
-/// `GET /vN/sse?username=NAME` over the hub `hub_of` picks: missed events (or a
-/// `reset`) first, then live ones. Shared by /v2 and /v3, which differ only in where messages come
-/// from.
-pub fn stream_route(hub_of: fn(&AppState) -> &Arc<UserHub>) -> MethodRouter<Arc<AppState>> {
+/// `GET /vN/sse?username=NAME` over the hub `hub_of` picks in the channel `C`:
+/// missed events (or a `reset`) first, then live ones. Shared by /v2 and /v3,
+/// which differ only in where messages come from.
+pub fn stream_route<S, C>(hub_of: fn(&C) -> &Arc<UserHub>) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    C: FromRef<S> + Send + 'static,
+    Streams: FromRef<S>,
+{
     get(
-        move |State(app): State<Arc<AppState>>,
+        move |State(channel): State<C>,
+              State(streams): State<Streams>,
               ConnectInfo(connection): ConnectInfo<ConnectionHandle>,
               caller: Caller,
               last: LastEventId,
               Query(query): Query<UserQuery>| async move {
             let username = query.username(&caller)?;
-            let permit = app.limits.admit(&username)?;
+            let permit = streams.limits.admit(&username)?;
             let mut subscription =
-                hub_of(&app).subscribe(&username, last.as_deref(), Some(connection));
+                hub_of(&channel).subscribe(&username, last.as_deref(), Some(connection));
             // A `reset` when the id cannot be resumed exactly, else the missed events.
             let prelude = subscription.take_prelude(last.as_deref());
-            let settings = app.stream_settings(app.config.keep_alive());
             let live = caller.until_expiry(permit.hold(subscription));
-            Ok::<_, ApiError>(sse_response(&settings, prelude, live))
+            Ok::<_, ApiError>(sse_response(&streams.settings, prelude, live))
         },
     )
 }

@@ -10,14 +10,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::AppState;
+use crate::bus::Bus;
+use crate::metrics::Metrics;
+use crate::v4::store::ReportStore;
 
 /// How long one readiness answer is reused.
 const READINESS_TTL: Duration = Duration::from_secs(1);
@@ -26,14 +28,26 @@ const READINESS_TTL: Duration = Duration::from_secs(1);
 /// `tests/openapi.rs` and `scripts/contract_test.sh` keep it true.
 const OPENAPI: &str = include_str!("../docs/openapi.json");
 
-pub fn routes() -> Router<Arc<AppState>> {
+/// The backing services `/readyz` asks.
+#[derive(Clone)]
+pub struct Probes {
+    pub bus: Bus,
+    pub store: Arc<dyn ReportStore>,
+}
+
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Probes: FromRef<S>,
+    Arc<Metrics>: FromRef<S>,
+{
     let readiness = Arc::new(Readiness::new(READINESS_TTL));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
-            get(move |State(app): State<Arc<AppState>>| async move {
-                readiness.answer(|| ready(&app)).await.into_response()
+            get(move |State(probes): State<Probes>| async move {
+                readiness.answer(|| ready(&probes)).await.into_response()
             }),
         )
         .route("/metrics", get(metrics))
@@ -83,8 +97,8 @@ impl Readiness {
 
 /// 200 when every configured backing service answers; otherwise 503 naming the
 /// first one that does not.
-async fn ready(app: &AppState) -> Answer {
-    let (kafka, store) = tokio::join!(app.bus.ready(), app.store.ping());
+async fn ready(probes: &Probes) -> Answer {
+    let (kafka, store) = tokio::join!(probes.bus.ready(), probes.store.ping());
     let failure = match (kafka, store) {
         (Err(why), _) => Some(("kafka", why)),
         (_, Err(why)) => Some(("dynamodb", why.to_string())),
@@ -102,13 +116,13 @@ async fn ready(app: &AppState) -> Answer {
     }
 }
 
-async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+async fn metrics(State(metrics): State<Arc<Metrics>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        app.metrics.render(),
+        metrics.render(),
     )
         .into_response()
 }

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -51,15 +51,16 @@ use tower::ServiceExt;
 use tower_http::cors::CorsLayer;
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::auth::Verifier;
+use crate::auth::{Authorization, Verifier};
 use crate::bus::{Bus, KafkaBus, MemoryBus};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::limits::StreamLimits;
+use crate::limits::{StreamLimits, Streams};
 use crate::metrics::{Metrics, RequestLabels};
 use crate::sse::{HubLimits, IdScheme, StreamSettings, UserHub};
 use crate::v4::dynamodb::{self, DynamoStore};
 use crate::v4::memory::MemoryStore;
+use crate::v4::routes::Quotas;
 use crate::v4::store::ReportStore;
 
 /// Request bodies above this are refused with 413.
@@ -67,48 +68,63 @@ const BODY_LIMIT: usize = 64 * 1024;
 /// How long open streams get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
-/// Everything a request handler can reach.
-pub struct AppState {
-    pub config: Config,
+/// The router's state: the substates, each handed to the handlers that need it
+/// (axum's `FromRef`, below), so no handler reaches more than it uses. Only this
+/// file knows the whole. Cloned for every request, hence the one `Arc`.
+#[derive(Clone)]
+struct AppState(Arc<Substates>);
+
+struct Substates {
+    /// The dashboard's directory and the CORS origins, for the router itself.
+    config: Config,
     metrics: Arc<Metrics>,
-    v2: Arc<UserHub>,
-    v3: Arc<UserHub>,
-    v4: Arc<UserHub>,
-    bus: Bus,
-    store: Arc<dyn ReportStore>,
-    /// Checks tokens; `None` when authorization is off.
-    auth: Option<Verifier>,
-    /// Open streams in all and per user.
-    limits: Arc<StreamLimits>,
+    /// The open-stream caps, and `retry:` and keep-alive of the /v2–/v4 streams.
+    streams: Streams,
+    auth: Authorization,
+    v1: v1::Ticker,
+    v2: v2::Channel,
+    v3: Arc<v3::Channel>,
+    v4: Arc<v4::Board>,
+    v4_quotas: Quotas,
+    probes: health::Probes,
     /// Cancelled on shutdown: ends every stream and consumer.
     shutdown: CancellationToken,
-    /// What /v4's background tasks (and its announcements) use.
-    v4_board: Arc<v4::Board>,
 }
 
-impl AppState {
-    fn stream_settings(&self, keep_alive: Duration) -> StreamSettings {
-        StreamSettings {
-            retry: Duration::from_millis(self.config.retry_ms),
-            keep_alive,
-        }
-    }
+/// `impl FromRef<AppState>` for each substate: a clone of its field.
+macro_rules! substates {
+    ($($field:ident: $substate:ty),* $(,)?) => {
+        $(impl FromRef<AppState> for $substate {
+            fn from_ref(app: &AppState) -> $substate {
+                app.0.$field.clone()
+            }
+        })*
+    };
+}
+
+substates! {
+    metrics: Arc<Metrics>,
+    streams: Streams,
+    auth: Authorization,
+    v1: v1::Ticker,
+    v2: v2::Channel,
+    v3: Arc<v3::Channel>,
+    v4: Arc<v4::Board>,
+    v4_quotas: Quotas,
+    probes: health::Probes,
 }
 
 /// Connects the configured backing services (or their in-memory stand-ins) and
 /// starts the background readers. Nothing here waits for Kafka: consumers retry
 /// until the broker answers, and `/readyz` says when they do.
-pub async fn build_state(
-    config: Config,
-    shutdown: CancellationToken,
-) -> anyhow::Result<Arc<AppState>> {
+async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow::Result<AppState> {
     let metrics = Arc::new(Metrics::new());
-    let limits = HubLimits::from_config(&config);
-    if limits.effective_queue() < limits.queue {
+    let hub_limits = HubLimits::from_config(&config);
+    if hub_limits.effective_queue() < hub_limits.queue {
         tracing::info!(
             "connection queues hold {} events (half of --history {}), so a client closed for overflow always resumes from the kept history",
-            limits.effective_queue(),
-            limits.history
+            hub_limits.effective_queue(),
+            hub_limits.history
         );
     }
     // /v2 is in-process by design; /v3 and /v4 ids come from Kafka positions when
@@ -117,7 +133,7 @@ pub async fn build_state(
         Some(_) => IdScheme::Kafka,
         None => IdScheme::local(),
     };
-    let hub = |version, ids| UserHub::new(version, ids, limits.clone(), metrics.clone());
+    let hub = |version, ids| UserHub::new(version, ids, hub_limits.clone(), metrics.clone());
     let (v2, v3, v4) = (
         hub("v2", IdScheme::local()),
         hub("v3", bus_ids()),
@@ -179,10 +195,24 @@ pub async fn build_state(
     let max_per_user = usize::try_from(config.max_streams_per_user).unwrap_or(usize::MAX);
     tracing::info!(max_streams, max_per_user, "open stream limits");
     let limits = StreamLimits::new(max_streams, max_per_user);
-    let v4_board = Arc::new(v4::Board {
+    let v1 = v1::Ticker {
+        every: config.v1_interval(),
+        keep_alive: config.v1_keep_alive(),
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let v3 = Arc::new(v3::Channel {
+        hub: v3,
+        bus: bus.clone(),
+        topic: config.v3_topic.clone(),
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+        history_window: config.history_window,
+    });
+    let v4 = Arc::new(v4::Board {
         bus: bus.clone(),
         store: store.clone(),
-        hub: v4.clone(),
+        hub: v4,
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
         command_topic: config.v4_command_topic.clone(),
@@ -190,32 +220,48 @@ pub async fn build_state(
         writers_group: config.v4_writers_group.clone(),
         history_window: config.history_window,
     });
-    let app = Arc::new(AppState {
+    let v4_quotas = Quotas {
+        max_reports: usize::try_from(config.max_reports_per_user).unwrap_or(usize::MAX),
+        prelude_bytes: hub_limits.queue_bytes,
+    };
+    let app = AppState(Arc::new(Substates {
+        streams: Streams {
+            limits,
+            settings: StreamSettings {
+                retry: Duration::from_millis(config.retry_ms),
+                keep_alive: config.keep_alive(),
+            },
+        },
         config,
         metrics,
-        v2,
+        auth: Authorization(auth.map(Arc::new)),
+        v1,
+        v2: v2::Channel(v2),
         v3,
         v4,
-        bus,
-        store,
-        auth,
-        limits,
+        v4_quotas,
+        probes: health::Probes { bus, store },
         shutdown,
-        v4_board: v4_board.clone(),
-    });
-    v3::start_consumer(&app);
-    v4::start(&v4_board);
+    }));
+    v3::start_consumer(&app.0.v3);
+    v4::start(&app.0.v4);
     start_history_eviction(&app);
     end_streams_on_shutdown(&app);
     Ok(app)
 }
 
+impl Substates {
+    fn hubs(&self) -> [&Arc<UserHub>; 3] {
+        [&self.v2.0, &self.v3.hub, &self.v4.hub]
+    }
+}
+
 /// Streams end when their source ends: on shutdown the hubs drop every queue.
-fn end_streams_on_shutdown(app: &Arc<AppState>) {
+fn end_streams_on_shutdown(app: &AppState) {
     let app = app.clone();
     tokio::spawn(async move {
-        app.shutdown.cancelled().await;
-        for hub in [&app.v2, &app.v3, &app.v4] {
+        app.0.shutdown.cancelled().await;
+        for hub in app.0.hubs() {
             hub.close_all();
         }
     });
@@ -223,25 +269,25 @@ fn end_streams_on_shutdown(app: &Arc<AppState>) {
 
 /// Drops kept events once they are older than `--history-window`, and keeps the
 /// reader lag gauges current.
-fn start_history_eviction(app: &Arc<AppState>) {
+fn start_history_eviction(app: &AppState) {
     let app = app.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = every.tick() => {}
-                _ = app.shutdown.cancelled() => return,
+                _ = app.0.shutdown.cancelled() => return,
             }
-            for hub in [&app.v2, &app.v3, &app.v4] {
+            for hub in app.0.hubs() {
                 hub.evict();
             }
-            app.bus.update_lag_gauges();
+            app.0.probes.bus.update_lag_gauges();
         }
     });
 }
 
 /// The whole HTTP application.
-pub fn router(app: Arc<AppState>) -> Router {
+fn router(app: AppState) -> Router {
     // Every API route needs a token when authorization is on; health, metrics,
     // the session routes and the dashboard's files do not.
     let api = Router::new()
@@ -249,17 +295,24 @@ pub fn router(app: Arc<AppState>) -> Router {
         .merge(v2::routes())
         .merge(v3::routes())
         .merge(v4::routes::routes())
-        .route_layer(middleware::from_fn_with_state(app.clone(), auth::identify));
+        .route_layer(middleware::from_fn_with_state(
+            app.0.auth.clone(),
+            auth::identify,
+        ));
     let mut router = Router::new()
         .merge(api)
         .merge(auth::session::routes())
         .merge(health::routes())
         .fallback(dashboard)
         .layer(middleware::from_fn(error::json_errors))
-        .layer(middleware::from_fn_with_state(app.clone(), count_requests))
+        .layer(middleware::from_fn_with_state(
+            app.0.metrics.clone(),
+            count_requests,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
-    if !app.config.cors_origins.is_empty() {
+    if !app.0.config.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = app
+            .0
             .config
             .cors_origins
             .iter()
@@ -281,7 +334,7 @@ pub fn router(app: Arc<AppState>) -> Router {
 
 /// The built dashboard at `/`. Browsers asking for an unknown page get
 /// `index.html` (the app routes on the client); other clients get a JSON 404.
-async fn dashboard(State(app): State<Arc<AppState>>, request: Request) -> Response {
+async fn dashboard(State(app): State<AppState>, request: Request) -> Response {
     let path = request.uri().path();
     let wants_html = request
         .headers()
@@ -299,7 +352,7 @@ async fn dashboard(State(app): State<Arc<AppState>>, request: Request) -> Respon
         )
         .into_response();
     }
-    let dir = &app.config.static_dir;
+    let dir = &app.0.config.static_dir;
     let index = dir.join("index.html");
     if !index.exists() {
         return ApiError::new(
@@ -322,7 +375,7 @@ async fn dashboard(State(app): State<Arc<AppState>>, request: Request) -> Respon
 }
 
 async fn count_requests(
-    State(app): State<Arc<AppState>>,
+    State(metrics): State<Arc<Metrics>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -332,7 +385,7 @@ async fn count_requests(
         .map_or("unmatched", |p| p.as_str())
         .to_owned();
     let response = next.run(request).await;
-    app.metrics
+    metrics
         .http_requests
         .get_or_create(&RequestLabels {
             route,

@@ -18,6 +18,7 @@ use futures_util::Stream;
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::sse::StreamSettings;
 
 /// Longest username, in bytes.
 pub const MAX_USERNAME_BYTES: usize = 128;
@@ -62,6 +63,14 @@ pub fn default_max_connections() -> usize {
 pub fn default_max_streams() -> usize {
     let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
     usize::try_from(soft.saturating_sub(RESERVED_FILES).max(1)).unwrap_or(usize::MAX)
+}
+
+/// What opening a stream takes: a permit under the open-stream caps, and the
+/// stream's `retry:` hint and keep-alive.
+#[derive(Clone)]
+pub struct Streams {
+    pub limits: Arc<StreamLimits>,
+    pub settings: StreamSettings,
 }
 
 /// Counts open streams in all and per user.

@@ -2,34 +2,54 @@
 //! keep-alive comments in between. No per-user state: each connection is its own.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{FromRef, Query, State};
 use axum::response::Response;
 use axum::routing::get;
 use futures_util::StreamExt;
 use tokio_stream::wrappers::IntervalStream;
+use tokio_util::sync::CancellationToken;
 
-use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::sse::{frame, sse_response};
+use crate::limits::Streams;
+use crate::metrics::Metrics;
+use crate::sse::{StreamSettings, frame, sse_response};
 use crate::user::UserQuery;
 
-pub fn routes() -> Router<Arc<AppState>> {
+/// What a /v1 stream needs beyond [`Streams`]: its interval and keep-alive
+/// (`--v1-interval-ms`, `--v1-keep-alive-secs`), the metrics that count it, and
+/// the shutdown signal (no hub holds /v1 streams).
+#[derive(Clone)]
+pub struct Ticker {
+    pub every: Duration,
+    pub keep_alive: Duration,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: CancellationToken,
+}
+
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Ticker: FromRef<S>,
+    Streams: FromRef<S>,
+{
     Router::new().route("/v1/sse", get(stream))
 }
 
 async fn stream(
-    State(app): State<Arc<AppState>>,
+    State(ticker): State<Ticker>,
+    State(streams): State<Streams>,
     caller: Caller,
     Query(query): Query<UserQuery>,
 ) -> Result<Response, ApiError> {
     let username = query.username(&caller)?;
-    let permit = app.limits.admit(&username)?;
+    let permit = streams.limits.admit(&username)?;
     tracing::debug!(username, "v1 stream opened");
-    let open = app.metrics.stream_opened("v1");
-    let every = app.config.v1_interval();
+    let open = ticker.metrics.stream_opened("v1");
+    let every = ticker.every;
     // /v1 keeps nothing to resume: its ids just count the connection's events.
     let mut count = 0u64;
     let hi = IntervalStream::new(tokio::time::interval(every)).map(move |_| {
@@ -39,8 +59,11 @@ async fn stream(
         frame(&count.to_string(), None, "hi!")
     });
     // No hub holds /v1 streams, so each one watches for shutdown itself.
-    let hi = hi.take_until(app.shutdown.clone().cancelled_owned());
+    let hi = hi.take_until(ticker.shutdown.cancelled_owned());
     let hi = caller.until_expiry(permit.hold(Box::pin(hi)));
-    let settings = app.stream_settings(app.config.v1_keep_alive());
+    let settings = StreamSettings {
+        keep_alive: ticker.keep_alive,
+        ..streams.settings
+    };
     Ok(sse_response(&settings, Vec::new(), hi))
 }

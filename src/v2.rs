@@ -5,25 +5,35 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{FromRef, Query, State};
 use axum::response::Response;
 use axum::routing::post;
 
-use crate::AppState;
 use crate::auth::Caller;
 use crate::channels::{accepted_at, message_text, stream_route};
 use crate::error::ApiError;
+use crate::limits::Streams;
+use crate::sse::UserHub;
 use crate::user::UserQuery;
 
-pub fn routes() -> Router<Arc<AppState>> {
+/// The /v2 hub: in-process by design (its ids resume on this instance only).
+#[derive(Clone)]
+pub struct Channel(pub Arc<UserHub>);
+
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Channel: FromRef<S>,
+    Streams: FromRef<S>,
+{
     Router::new()
-        .route("/v2/sse", stream_route(|app| &app.v2))
+        .route("/v2/sse", stream_route(|channel: &Channel| &channel.0))
         .route("/v2/message", post(message))
         .route("/v2/broadcast", post(broadcast))
 }
 
 async fn message(
-    State(app): State<Arc<AppState>>,
+    State(Channel(hub)): State<Channel>,
     caller: Caller,
     Query(query): Query<UserQuery>,
     body: Bytes,
@@ -31,17 +41,17 @@ async fn message(
     caller.may_publish()?;
     let username = query.recipient(&caller)?;
     let text = message_text(&body)?;
-    let (id, delivered) = app.v2.send(&username, None, text, None).unwrap_or_default();
+    let (id, delivered) = hub.send(&username, None, text, None).unwrap_or_default();
     Ok(accepted_at(id, delivered))
 }
 
 async fn broadcast(
-    State(app): State<Arc<AppState>>,
+    State(Channel(hub)): State<Channel>,
     caller: Caller,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     caller.may_publish()?;
     let text = message_text(&body)?;
-    let (id, delivered) = app.v2.broadcast(None, text, None).unwrap_or_default();
+    let (id, delivered) = hub.broadcast(None, text, None).unwrap_or_default();
     Ok(accepted_at(id, delivered))
 }

@@ -7,42 +7,67 @@
 //! ingest.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{FromRef, Query, State};
 use axum::response::Response;
 use axum::routing::post;
 
-use crate::AppState;
+use tokio_util::sync::CancellationToken;
+
 use crate::auth::Caller;
-use crate::bus::{FanOut, Record};
+use crate::bus::{Bus, FanOut, Record};
 use crate::channels::{accepted_at, message_text, stream_route};
 use crate::error::ApiError;
+use crate::limits::Streams;
+use crate::metrics::Metrics;
+use crate::sse::UserHub;
 use crate::user::UserQuery;
 
 /// The username that addresses every open /v3 stream.
 const EVERYONE: &str = "*";
 
-pub fn routes() -> Router<Arc<AppState>> {
+/// What /v3 works with, its routes and its topic reader alike.
+pub struct Channel {
+    /// The /v3 streams, fed only by the topic.
+    pub hub: Arc<UserHub>,
+    pub bus: Bus,
+    /// `--v3-topic`.
+    pub topic: String,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: CancellationToken,
+    /// How far back the reader starts (`--history-window`).
+    pub history_window: Duration,
+}
+
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Channel>: FromRef<S>,
+    Streams: FromRef<S>,
+{
     Router::new()
-        .route("/v3/sse", stream_route(|app| &app.v3))
+        .route(
+            "/v3/sse",
+            stream_route(|channel: &Arc<Channel>| &channel.hub),
+        )
         .route("/v3/message", post(message))
         .route("/v3/broadcast", post(broadcast))
 }
 
 /// Starts this instance's reader of the v3 topic.
-pub fn start_consumer(app: &Arc<AppState>) {
-    let topic = app.config.v3_topic.clone();
-    let reader = app.clone();
-    app.bus.consume(
-        &topic,
-        FanOut::group(app.config.history_window, {
-            let hub = app.v3.clone();
+pub fn start_consumer(channel: &Arc<Channel>) {
+    let reader = channel.clone();
+    channel.bus.consume(
+        &channel.topic,
+        FanOut::group(channel.history_window, {
+            let hub = channel.hub.clone();
             move |starts| hub.reading_from(starts)
         }),
-        app.metrics.clone(),
-        app.shutdown.clone(),
+        channel.metrics.clone(),
+        channel.shutdown.clone(),
         move |record| {
             deliver(&reader, record);
             std::future::ready(Ok::<(), std::convert::Infallible>(()))
@@ -73,30 +98,30 @@ pub(crate) fn parse(payload: &[u8]) -> Result<(&str, &str), Malformed> {
     Ok((username, message))
 }
 
-fn deliver(app: &AppState, record: Record) {
+fn deliver(channel: &Channel, record: Record) {
     let position = record.position();
     match parse(&record.payload) {
         Ok((EVERYONE, message)) => {
-            app.v3.broadcast(None, message, Some(position));
+            channel.hub.broadcast(None, message, Some(position));
         }
         Ok((username, message)) => {
-            app.v3.send(username, None, message, Some(position));
+            channel.hub.send(username, None, message, Some(position));
         }
         Err(why) => {
-            app.v3.skip(position);
+            channel.hub.skip(position);
             tracing::warn!(
-                topic = app.config.v3_topic,
+                topic = channel.topic,
                 partition = record.partition,
                 offset = record.offset,
                 "skipping malformed record ({why:?}); expected `username:message`"
             );
-            app.metrics.malformed(&app.config.v3_topic);
+            channel.metrics.malformed(&channel.topic);
         }
     }
 }
 
 async fn message(
-    State(app): State<Arc<AppState>>,
+    State(channel): State<Arc<Channel>>,
     caller: Caller,
     Query(query): Query<UserQuery>,
     body: Bytes,
@@ -109,25 +134,25 @@ async fn message(
         ));
     }
     let text = message_text(&body)?;
-    publish(&app, &username, text).await
+    publish(&channel, &username, text).await
 }
 
 async fn broadcast(
-    State(app): State<Arc<AppState>>,
+    State(channel): State<Arc<Channel>>,
     caller: Caller,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     caller.may_publish()?;
     let text = message_text(&body)?;
-    publish(&app, EVERYONE, text).await
+    publish(&channel, EVERYONE, text).await
 }
 
 /// Publishes `username:text` keyed by username (one user's messages stay in order
 /// on one partition) and replies once the broker acknowledged it.
-async fn publish(app: &AppState, username: &str, text: &str) -> Result<Response, ApiError> {
+async fn publish(channel: &Channel, username: &str, text: &str) -> Result<Response, ApiError> {
     let payload = format!("{username}:{text}");
-    let topic = &app.config.v3_topic;
-    let (partition, offset) = app
+    let topic = &channel.topic;
+    let (partition, offset) = channel
         .bus
         .publish(topic, Some(username), payload.as_bytes())
         .await
@@ -136,8 +161,8 @@ async fn publish(app: &AppState, username: &str, text: &str) -> Result<Response,
                 "Kafka did not acknowledge the message in time ({e}). If the broker received it, it is still delivered; check that the broker is running and retry"
             ))
         })?;
-    let local = app
-        .v3
+    let local = channel
+        .hub
         .connection_count((username != EVERYONE).then_some(username));
     Ok(accepted_at(format!("{topic}/{partition}/{offset}"), local))
 }

@@ -10,10 +10,9 @@
 //!
 //! These routes are open: they are how a client learns it needs a token.
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRef, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -21,11 +20,14 @@ use axum::{Json, Router};
 use chrono::DateTime;
 use serde_json::json;
 
-use super::{COOKIE, Identity, bearer, token_of, unauthorized};
-use crate::AppState;
+use super::{Authorization, COOKIE, Identity, bearer, token_of, unauthorized};
 use crate::error::ApiError;
 
-pub fn routes() -> Router<Arc<AppState>> {
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Authorization: FromRef<S>,
+{
     Router::new().route("/auth/session", get(show).post(open).delete(close))
 }
 
@@ -40,8 +42,8 @@ fn answer(auth: bool, identity: Option<&Identity>) -> Json<serde_json::Value> {
     }))
 }
 
-async fn show(State(app): State<Arc<AppState>>, request: Request) -> Response {
-    let Some(verifier) = &app.auth else {
+async fn show(State(Authorization(verifier)): State<Authorization>, request: Request) -> Response {
+    let Some(verifier) = &verifier else {
         return answer(false, None).into_response();
     };
     let identity =
@@ -49,8 +51,11 @@ async fn show(State(app): State<Arc<AppState>>, request: Request) -> Response {
     answer(true, identity.as_ref()).into_response()
 }
 
-async fn open(State(app): State<Arc<AppState>>, request: Request) -> Result<Response, ApiError> {
-    let Some(verifier) = &app.auth else {
+async fn open(
+    State(Authorization(verifier)): State<Authorization>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let Some(verifier) = &verifier else {
         return Err(ApiError::bad_request(
             "Authorization is off on this server (no --auth-secret or --auth-public-key), so there is no session to open",
         ));
@@ -76,12 +81,15 @@ async fn open(State(app): State<Arc<AppState>>, request: Request) -> Result<Resp
     set_cookie(answer(true, Some(&identity)).into_response(), &cookie)
 }
 
-async fn close(State(app): State<Arc<AppState>>, request: Request) -> Result<Response, ApiError> {
+async fn close(
+    State(Authorization(verifier)): State<Authorization>,
+    request: Request,
+) -> Result<Response, ApiError> {
     let cookie = format!(
         "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{}",
         secure_suffix(request.headers(), request.uri().scheme_str())
     );
-    set_cookie(answer(app.auth.is_some(), None).into_response(), &cookie)
+    set_cookie(answer(verifier.is_some(), None).into_response(), &cookie)
 }
 
 /// `; Secure` when the request came over HTTPS: directly (a TLS terminator in

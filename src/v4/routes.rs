@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, FromRef, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -23,17 +23,33 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::Board;
 use super::facts::{self, Fact, FactEvent};
 use super::report::{Report, Status};
 use super::store::{Created, StatusChange, StoreError};
-use crate::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::limits::Streams;
 use crate::server::ConnectionHandle;
-use crate::sse::{HubLimits, LastEventId, frame, sse_response};
+use crate::sse::{LastEventId, frame, sse_response};
 use crate::user::UserIdQuery;
 
-pub fn routes() -> Router<Arc<AppState>> {
+/// What the routes need beyond the [`Board`]: how many reports a user may keep
+/// (`--max-reports-per-user`), and the bytes a stream's prelude may take
+/// (`--queue-bytes`), which bounds the snapshot.
+#[derive(Clone, Copy)]
+pub struct Quotas {
+    pub max_reports: usize,
+    pub prelude_bytes: usize,
+}
+
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Board>: FromRef<S>,
+    Quotas: FromRef<S>,
+    Streams: FromRef<S>,
+{
     Router::new()
         .route("/v4/new/report", post(create))
         .route("/v4/reports", get(list))
@@ -54,15 +70,19 @@ fn store_down(e: StoreError) -> ApiError {
 }
 
 async fn create(
-    State(app): State<Arc<AppState>>,
+    State(board): State<Arc<Board>>,
+    State(quotas): State<Quotas>,
     caller: Caller,
     Query(query): Query<UserIdQuery>,
 ) -> Result<Response, ApiError> {
     let user_id = query.user_id(&caller)?;
     let report = Report::new(user_id);
-    let limit = max_reports(&app);
-    if let Created::LimitReached { count } =
-        app.store.create(&report, limit).await.map_err(store_down)?
+    let limit = quotas.max_reports;
+    if let Created::LimitReached { count } = board
+        .store
+        .create(&report, limit)
+        .await
+        .map_err(store_down)?
     {
         // 409, not 422: the request itself is valid (the same one for another user
         // succeeds); it conflicts with the current state of this user's reports, as
@@ -77,7 +97,7 @@ async fn create(
         .with_extra(json!({ "limit": limit, "count": count })));
     }
     // Announced after the reply: the report is stored, other tabs learn of it live.
-    let announcer = app.v4_board.clone();
+    let announcer = board.clone();
     let fact = Fact {
         fact_id: report.report_id,
         user_id,
@@ -92,22 +112,18 @@ async fn create(
 }
 
 async fn list(
-    State(app): State<Arc<AppState>>,
+    State(board): State<Arc<Board>>,
+    State(quotas): State<Quotas>,
     caller: Caller,
     Query(query): Query<UserIdQuery>,
 ) -> Result<Response, ApiError> {
     let user_id = query.user_id(&caller)?;
-    let reports = app
+    let reports = board
         .store
-        .list(user_id, max_reports(&app))
+        .list(user_id, quotas.max_reports)
         .await
         .map_err(store_down)?;
     Ok(Json(reports).into_response())
-}
-
-/// `--max-reports-per-user` as a count.
-fn max_reports(app: &AppState) -> usize {
-    usize::try_from(app.config.max_reports_per_user).unwrap_or(usize::MAX)
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,7 +133,7 @@ struct ChangeBody {
 }
 
 async fn change(
-    State(app): State<Arc<AppState>>,
+    State(board): State<Arc<Board>>,
     caller: Caller,
     Query(query): Query<UserIdQuery>,
     body: Bytes,
@@ -137,7 +153,7 @@ async fn change(
             body.status
         ))
     })?;
-    let report = app
+    let report = board
         .store
         .get(report_id)
         .await
@@ -180,9 +196,10 @@ async fn change(
     // Plain fields and string keys: serializing cannot fail, and an empty command
     // must never be published in its place.
     let payload = serde_json::to_vec(&command).expect("a StatusChange always serializes");
-    app.bus
+    board
+        .bus
         .publish(
-            &app.config.v4_command_topic,
+            &board.command_topic,
             Some(&report_id.to_string()),
             &payload,
         )
@@ -205,16 +222,19 @@ async fn change(
 }
 
 async fn stream(
-    State(app): State<Arc<AppState>>,
+    State(board): State<Arc<Board>>,
+    State(quotas): State<Quotas>,
+    State(streams): State<Streams>,
     ConnectInfo(connection): ConnectInfo<ConnectionHandle>,
     caller: Caller,
     last: LastEventId,
     Query(query): Query<UserIdQuery>,
 ) -> Result<Response, ApiError> {
     let user_id = query.user_id(&caller)?;
-    let permit = app.limits.admit(&user_id.to_string())?;
+    let permit = streams.limits.admit(&user_id.to_string())?;
     let mut subscription =
-        app.v4
+        board
+            .hub
             .subscribe(&user_id.to_string(), last.as_deref(), Some(connection));
     let resumes_exactly = last.0.is_some() && subscription.reset.is_none();
     // Exact resume: only the missed events. Otherwise (after a `reset` when the id
@@ -223,19 +243,17 @@ async fn stream(
     // (applying a status twice is harmless) and none is missed.
     let mut prelude = subscription.take_prelude(last.as_deref());
     if !resumes_exactly {
-        let reports = app
+        let reports = board
             .store
-            .list(user_id, max_reports(&app))
+            .list(user_id, quotas.max_reports)
             .await
             .map_err(store_down)?;
         let used: usize = prelude.iter().map(Bytes::len).sum();
-        let budget = HubLimits::from_config(&app.config)
-            .queue_bytes
-            .saturating_sub(used);
+        let budget = quotas.prelude_bytes.saturating_sub(used);
         prelude.extend(snapshot(&subscription.position, &reports, budget));
     }
     Ok(sse_response(
-        &app.stream_settings(app.config.keep_alive()),
+        &streams.settings,
         prelude,
         caller.until_expiry(permit.hold(subscription)),
     ))
