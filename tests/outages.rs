@@ -130,7 +130,7 @@ const RECOVERED_WITHIN: Duration = Duration::from_secs(30);
 /// resume: the bound. Usually well under a second. When librdkafka leaves
 /// a partition unfetched after the broker's leader epochs moved (about 1 pause in
 /// 5 to 30 here), the reader's stall watch replaces its consumer after 10 to 15 s
-/// (src/bus/kafka.rs, `StallWatch`); the time is printed.
+/// (src/bus/kafka/stall.rs, `StallWatch`); the time is printed.
 const STREAM_AFTER_RESUME: Duration = Duration::from_secs(30);
 
 /// Sends `request`; it must be answered (whatever the status) within

@@ -12,7 +12,9 @@ use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{BusError, Failure, Readers, Record, handle_until_done, supervise};
+use super::handler::handle_until_done;
+use super::supervisor::supervise;
+use super::{BusError, Failure, Readers, Record};
 use crate::lock::Locked;
 use crate::metrics::Metrics;
 
