@@ -4,14 +4,16 @@
 //! shared), kept in a bounded history for `Last-Event-ID` resume, and handed by the
 //! [`UserHub`] to every open connection of its user through a bounded queue. A
 //! connection that cannot keep up is closed instead of slowing anyone down; the
-//! browser reconnects and resumes from its last id. `hub.rs` states the
-//! invariants behind exact resume; `ids.rs` what an id means. The bytes of a
-//! stream reach its socket through `crate::server`.
+//! browser reconnects and resumes from its last id. `hub` states the
+//! invariants behind exact resume and the order its locks are taken in; `ids.rs`
+//! what an id means; `positions.rs` where a hub stands. The bytes of a stream
+//! reach its socket through `crate::server`.
 
 mod event;
 mod history;
 mod hub;
 mod ids;
+mod positions;
 mod queue;
 mod stream;
 

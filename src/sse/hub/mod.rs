@@ -1,5 +1,6 @@
-//! Per-user fan-out and the history behind exact resume. This file is where the
-//! stream promises are kept; their invariants, in one place:
+//! Per-user fan-out and the history behind exact resume: the registry of users
+//! and their connections, which delivers each event and keeps it for resume. This
+//! module is where the stream promises are kept; their invariants, in one place:
 //!
 //! 1. **Every event has a position** ([`Position`]): with Kafka the record's
 //!    partition and offset, otherwise the hub's sequence number. An event's id is
@@ -20,7 +21,7 @@
 //!    events and bytes; a full one is closed at once. The queue holds at most half
 //!    a user's history, so the kept history reaches back past anything that was
 //!    queued. What sat in socket buffers beyond that depends on the kernel (measured:
-//!    2.7 MB of 4 KB events), so for [`OVERFLOW_HOLD`] after such a close the user's
+//!    2.7 MB of 4 KB events), so for [`OVERFLOW_HOLD`](retention::OVERFLOW_HOLD) after such a close the user's
 //!    count cap is lifted (the byte budget and the window still hold): the client
 //!    reconnects within its `retry:` delay and resumes without a gap.
 //!
@@ -32,87 +33,74 @@
 //!
 //! Users live in a sharded map (`DashMap`), so delivering to one user never waits
 //! for another; there is no actor task and no global lock on the unicast path.
+//!
+//! This module is the registry: users, their connections and channels, and the
+//! only code in the hub that takes a lock. What it locks is plain data whose
+//! logic lives beside it: [`Positions`] (`sse::positions`: the cursor and the
+//! floor), [`Retention`] (`retention`: what age and the byte budget drop), and
+//! `subscription` (what a new connection is replayed, and its stream).
+//!
+//! # Lock order
+//!
+//! Each path holds an earlier lock while taking a later one, never the reverse,
+//! so no two paths can wait on each other:
+//!
+//! 1. `gate` (`RwLock`): read for a whole `send` or `subscribe`, written for a
+//!    whole `broadcast`, so a broadcast is ordered against every user's events
+//!    and registrations.
+//! 2. `retention` (`Mutex`): held through an eviction, which drops each event
+//!    from its channel before choosing the next, so before the channels. A `send`
+//!    lets its user go before recording the event here.
+//! 3. a `users` shard (`DashMap`): one user's entry, or one shard at a time while
+//!    iterating; never two at once.
+//! 4. `everyone` (`Mutex`): the broadcasts' channel.
+//! 5. `positions` (`Mutex`): under a channel's lock, since a floor is raised
+//!    before the channel its events left is let go (a subscriber never sees events
+//!    gone and the floor not yet raised).
+//!
+//! Leaves, under which nothing is taken: a connection's queue (`try_push`, under a
+//! user's shard) and the metrics family (`stream_opened`, under the gate).
 
-use std::collections::VecDeque;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+mod limits;
+mod retention;
+mod subscription;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
 use dashmap::DashMap;
-use futures_util::Stream;
 use prometheus_client::metrics::counter::Counter;
-use serde_json::json;
 
 use super::event::frame;
 use super::history::{self, History};
 use super::ids::{Cursor, IdScheme};
-use super::queue::{PushError, QueueReceiver, QueueSender, queue};
+use super::positions::{Positions, local_cursor, local_position};
+use super::queue::{PushError, QueueSender, queue};
 use super::{Event, Position};
-use crate::config::Config;
 use crate::lock::{Locked, ReadWriteLocked};
-use crate::metrics::{Metrics, OpenStreamGuard, VersionLabel};
+use crate::metrics::{Metrics, VersionLabel};
 use crate::server::ConnectionHandle;
+use retention::{Kept, Owner, Retention, hold_after_overflow};
+use subscription::{Registration, Start};
 
-/// How long a user's history is not cut by count after one of their connections
-/// was closed for overflow: far longer than a browser takes to reconnect.
-pub const OVERFLOW_HOLD: Duration = Duration::from_secs(60);
-
-/// What a hub keeps, and how much a connection may queue.
-#[derive(Debug, Clone)]
-pub struct HubLimits {
-    /// Events kept per user (and for broadcasts).
-    pub history: usize,
-    /// How long events are kept.
-    pub window: Duration,
-    /// Bytes all kept events may use together.
-    pub history_bytes: usize,
-    /// Events a connection may have queued before it is closed as too slow.
-    pub queue: usize,
-    /// Bytes a connection may have queued before it is closed as too slow.
-    pub queue_bytes: usize,
-}
-
-impl HubLimits {
-    /// What the configuration asks the /v2../v4 hubs to keep and queue.
-    pub fn from_config(config: &Config) -> HubLimits {
-        HubLimits {
-            history: config.history,
-            window: config.history_window,
-            history_bytes: usize::try_from(config.history_bytes.as_u64()).unwrap_or(usize::MAX),
-            queue: config.queue as usize,
-            queue_bytes: usize::try_from(config.queue_bytes.as_u64()).unwrap_or(usize::MAX),
-        }
-    }
-
-    /// The queue bounds actually used: at most half a user's history, so an
-    /// overflowing client always finds its position in what is kept (invariant 4).
-    pub fn effective_queue(&self) -> usize {
-        self.queue.min(self.history / 2).max(1)
-    }
-}
+pub use limits::HubLimits;
+pub use subscription::{ResetReason, Subscription};
 
 pub struct UserHub {
     version: &'static str,
     ids: IdScheme,
     limits: HubLimits,
-    users: DashMap<Arc<str>, UserState>,
-    /// Broadcasts, kept once for everybody.
-    everyone: Mutex<History>,
-    /// Held for reading by sends and subscriptions, for writing by a broadcast: a
-    /// broadcast is then ordered against every user's events and registrations.
+    /// Lock 1: read by sends and subscriptions, written by a broadcast.
     gate: RwLock<()>,
-    /// Kafka: the next offset of every partition this hub has read (its cursor).
-    positions: Mutex<Cursor>,
-    /// Raised past everything dropped by age or budget, and by where reading began.
-    floor: Mutex<Cursor>,
-    /// Every kept event in arrival order, for dropping by age and budget.
-    kept: Mutex<VecDeque<Kept>>,
-    /// Entries of `kept` whose event a per-user cap already dropped.
-    stale: AtomicUsize,
-    kept_bytes: AtomicUsize,
+    /// Lock 2: every kept event in arrival order, for dropping by age and budget.
+    retention: Mutex<Retention>,
+    /// Lock 3, per shard.
+    users: DashMap<Arc<str>, UserState>,
+    /// Lock 4: broadcasts, kept once for everybody.
+    everyone: Mutex<History>,
+    /// Lock 5: the Kafka cursor and the floor.
+    positions: Mutex<Positions>,
     seq: AtomicU64,
     next_connection: AtomicU64,
     metrics: Arc<Metrics>,
@@ -138,56 +126,6 @@ struct Connection {
     skip_before: Option<Cursor>,
 }
 
-struct Kept {
-    seq: u64,
-    at: Instant,
-    owner: Owner,
-}
-
-#[derive(Clone)]
-enum Owner {
-    User(Arc<str>),
-    Everyone,
-}
-
-/// Why a stream starts with `reset` instead of replaying.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResetReason {
-    /// Events after the client's id were dropped (age, count or byte budget).
-    HistoryExpired,
-    /// The id is not one this hub issued (malformed, or another process's).
-    UnknownId,
-}
-
-impl ResetReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResetReason::HistoryExpired => "history_expired",
-            ResetReason::UnknownId => "unknown_id",
-        }
-    }
-}
-
-/// What a new connection receives: a `reset` or the missed events, then the live
-/// queue. Dropping it unregisters the connection.
-pub struct Subscription {
-    /// Set when the client sent an id that cannot be resumed exactly.
-    pub reset: Option<ResetReason>,
-    /// The id of the hub's position when the connection was registered: a client
-    /// holding it has everything before, and gets everything after, live.
-    pub position: String,
-    replay: Vec<Bytes>,
-    live: QueueReceiver,
-    _registration: Registration,
-}
-
-struct Registration {
-    hub: Arc<UserHub>,
-    user: Arc<str>,
-    connection: u64,
-    _open: OpenStreamGuard,
-}
-
 impl UserHub {
     pub fn new(
         version: &'static str,
@@ -201,15 +139,12 @@ impl UserHub {
         Arc::new(UserHub {
             version,
             ids,
-            limits,
+            gate: RwLock::new(()),
+            retention: Mutex::new(Retention::new(&limits)),
             users: DashMap::new(),
             everyone: Mutex::new(History::default()),
-            gate: RwLock::new(()),
-            positions: Mutex::new(Vec::new()),
-            floor: Mutex::new(Vec::new()),
-            kept: Mutex::new(VecDeque::new()),
-            stale: AtomicUsize::new(0),
-            kept_bytes: AtomicUsize::new(0),
+            positions: Mutex::new(Positions::default()),
+            limits,
             seq: AtomicU64::new(0),
             next_connection: AtomicU64::new(0),
             metrics,
@@ -222,35 +157,18 @@ impl UserHub {
         matches!(self.ids, IdScheme::Kafka)
     }
 
-    /// Kafka: the topic's partitions are read from `starts` (next offset of each).
-    /// Nothing before them is known here, so they are the first floor. Called again
-    /// when a reader restarts: positions never move back.
+    /// Kafka: the topic's partitions are read from `starts` (next offset of each),
+    /// which become the first floor; see [`Positions::reading_from`].
     pub fn reading_from(&self, starts: &[i64]) {
-        let mut positions = self.positions.locked();
-        let mut floor = self.floor.locked();
-        for (partition, &start) in starts.iter().enumerate() {
-            if positions.len() <= partition {
-                positions.resize(partition + 1, start);
-            }
-            if floor.len() <= partition {
-                floor.resize(partition + 1, 0);
-            }
-            if start > positions[partition] {
-                // A gap: records between were never read here.
-                positions[partition] = start;
-                floor[partition] = floor[partition].max(start);
-            } else if floor[partition] == 0 {
-                floor[partition] = start;
-            }
-        }
+        self.positions.locked().reading_from(starts);
     }
 
     /// Where the hub stands: what a client holding everything so far would send.
     fn cursor(&self) -> Cursor {
         if self.uses_kafka_positions() {
-            self.positions.locked().clone()
+            self.positions.locked().kafka_cursor()
         } else {
-            vec![self.seq.load(Ordering::SeqCst) as i64 + 1]
+            local_cursor(self.seq.load(Ordering::SeqCst))
         }
     }
 
@@ -271,62 +189,32 @@ impl UserHub {
         // Under the user's lock (and the gate): nothing can be published between
         // the replay and the registration, so nothing is missed or sent twice.
         let now = self.cursor();
-        let partitions = now.len();
-        let mut reset = None;
-        let mut replay = Vec::new();
-        let mut skip_before = None;
-        if let Some(raw) = last_event_id {
-            match self.ids.parse(raw, partitions) {
-                None => reset = Some(ResetReason::UnknownId),
-                // A process-local id ahead of what this process issued: not ours.
-                Some(cursor) if !self.uses_kafka_positions() && cursor > now => {
-                    reset = Some(ResetReason::UnknownId);
-                }
-                Some(cursor) => {
+        let mut start =
+            match last_event_id.map(|raw| subscription::resume_cursor(&self.ids, raw, &now)) {
+                None => Start::live(None),
+                Some(Err(reason)) => Start::live(Some(reason)),
+                Some(Ok(cursor)) => {
                     let everyone = self.everyone.locked();
-                    let floor = self.floor.locked();
-                    if history::covers(&floor, &cursor)
-                        && state.history.covers(&cursor)
-                        && everyone.covers(&cursor)
-                    {
-                        replay = merge(state.history.after(&cursor), everyone.after(&cursor));
-                        if cursor.iter().zip(&now).any(|(theirs, ours)| theirs > ours) {
-                            skip_before = Some(cursor);
-                        }
-                    } else {
-                        reset = Some(ResetReason::HistoryExpired);
-                    }
+                    let positions = self.positions.locked();
+                    subscription::resume(cursor, &now, positions.floor(), &state.history, &everyone)
                 }
-            }
-        }
+            };
         // Invariant 5: a replay past the byte budget ends the stream once written.
-        let cut = fits_in_budget(&replay, self.limits.queue_bytes);
-        let cut_short = cut < replay.len();
-        replay.truncate(cut);
-        if cut_short {
-            drop(tx);
-        } else {
+        if start.fit_to_budget(self.limits.queue_bytes) {
             state.connections.push(Connection {
                 id: connection,
                 queue: tx,
                 handle,
-                skip_before,
+                skip_before: start.skip_before.take(),
             });
+        } else {
+            drop(tx);
         }
         drop(state);
         let position = self.ids.format(&now);
-        Subscription {
-            reset,
-            position,
-            replay,
-            live: rx,
-            _registration: Registration {
-                hub: self.clone(),
-                user: key,
-                connection,
-                _open: self.metrics.stream_opened(self.version),
-            },
-        }
+        let open = self.metrics.stream_opened(self.version);
+        let registration = Registration::new(self.clone(), key, connection, open);
+        Subscription::new(start, position, rx, registration)
     }
 
     /// One event for `user`, queued on each of their connections and kept for
@@ -341,25 +229,17 @@ impl UserHub {
         record: Option<Position>,
     ) -> Option<(String, usize)> {
         let _gate = self.gate.reading();
-        let key: Arc<str>;
+        // The common case, a user already here, allocates no key.
         let mut state = match self.users.get_mut(user) {
-            Some(state) => {
-                key = state.key().clone();
-                state
-            }
-            None => {
-                key = Arc::from(user);
-                self.users.entry(key.clone()).or_default()
-            }
+            Some(state) => state,
+            None => self.users.entry(Arc::from(user)).or_default(),
         };
+        let key = state.key().clone();
         let (id, event) = self.make_event(name, data, record)?;
         let delivered = self.deliver(&mut state, &event);
         let cost = event.cost();
         let seq = event.seq;
-        let capacity = match state.hold_until {
-            Some(until) if Instant::now() < until => usize::MAX,
-            _ => self.limits.history,
-        };
+        let capacity = retention::count_cap(self.limits.history, state.hold_until);
         let freed = state.history.push(event, capacity);
         drop(state);
         self.keep(seq, cost, freed, Owner::User(key));
@@ -393,21 +273,8 @@ impl UserHub {
     /// the cursor moves past it all the same.
     pub fn skip(&self, record: Position) {
         if self.uses_kafka_positions() {
-            self.advance(record);
+            self.positions.locked().advance(record);
         }
-    }
-
-    /// Moves the Kafka cursor past `record`; `None` when it was read before.
-    fn advance(&self, record: Position) -> Option<Cursor> {
-        let mut positions = self.positions.locked();
-        if positions.len() <= record.partition {
-            positions.resize(record.partition + 1, 0);
-        }
-        if record.offset < positions[record.partition] {
-            return None;
-        }
-        positions[record.partition] = record.offset + 1;
-        Some(positions.clone())
     }
 
     fn make_event(
@@ -418,14 +285,10 @@ impl UserHub {
     ) -> Option<(String, Event)> {
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let (position, cursor) = match record {
-            Some(record) if self.uses_kafka_positions() => (record, self.advance(record)?),
-            _ => (
-                Position {
-                    partition: 0,
-                    offset: seq as i64,
-                },
-                vec![seq as i64 + 1],
-            ),
+            Some(record) if self.uses_kafka_positions() => {
+                (record, self.positions.locked().advance(record)?)
+            }
+            _ => (local_position(seq), local_cursor(seq)),
         };
         let id = self.ids.format(&cursor);
         let bytes = frame(&id, name, data);
@@ -466,7 +329,7 @@ impl UserHub {
             }
         });
         if overflowed > 0 {
-            state.hold_until = Some(Instant::now() + OVERFLOW_HOLD);
+            state.hold_until = Some(hold_after_overflow(Instant::now()));
             self.overflowed.inc_by(overflowed as u64);
             tracing::info!(
                 version = self.version,
@@ -478,25 +341,14 @@ impl UserHub {
         delivered
     }
 
-    /// Accounts for a newly kept event (and those a per-user cap dropped), then
-    /// drops the oldest events while over the byte budget.
-    fn keep(&self, seq: u64, cost: usize, (freed, freed_cost): (usize, usize), owner: Owner) {
-        self.kept_bytes.fetch_add(cost, Ordering::SeqCst);
-        if freed > 0 {
-            self.kept_bytes.fetch_sub(freed_cost, Ordering::SeqCst);
-            self.stale.fetch_add(freed, Ordering::Relaxed);
-        }
-        let entries = {
-            let mut kept = self.kept.locked();
-            kept.push_back(Kept {
-                seq,
-                at: Instant::now(),
-                owner,
-            });
-            kept.len()
-        };
-        let over_budget = self.kept_bytes.load(Ordering::Relaxed) > self.limits.history_bytes;
-        if over_budget || self.too_stale(entries) {
+    /// Records a newly kept event in the ledger (with those its channel's count
+    /// cap dropped), then evicts if that put the hub over its byte budget.
+    fn keep(&self, seq: u64, cost: usize, freed: (usize, usize), owner: Owner) {
+        let evict = self
+            .retention
+            .locked()
+            .keep(seq, cost, freed, owner, Instant::now());
+        if evict {
             self.evict();
         }
     }
@@ -504,47 +356,30 @@ impl UserHub {
     /// Drops kept events older than the window, and the oldest while over the byte
     /// budget. Run after each event when over budget, and every second.
     pub fn evict(&self) {
-        let mut kept = self.kept.locked();
+        let mut retention = self.retention.locked();
         let now = Instant::now();
-        while let Some(front) = kept.front() {
-            let old = now.duration_since(front.at) >= self.limits.window;
-            let over = self.kept_bytes.load(Ordering::SeqCst) > self.limits.history_bytes;
-            if !old && !over {
-                break;
+        while let Some(entry) = retention.next_to_evict(now) {
+            if let Some(dropped) = self.drop_kept(&entry) {
+                retention.release(&dropped);
             }
-            let Some(entry) = kept.pop_front() else { break };
-            self.drop_kept(&entry);
         }
-        // Entries whose event a per-user cap dropped cost memory too: sweep them
-        // out once they are as many as the rest.
-        let stale = self.stale.load(Ordering::Relaxed);
-        if self.too_stale(kept.len()) {
-            let before = kept.len();
-            kept.retain(|entry| self.still_kept(entry));
-            self.stale
-                .fetch_sub((before - kept.len()).min(stale), Ordering::Relaxed);
-        }
+        retention.sweep_stale(|entry| self.still_kept(entry));
     }
 
-    fn too_stale(&self, entries: usize) -> bool {
-        let stale = self.stale.load(Ordering::Relaxed);
-        stale > 1024 && stale > entries / 2
-    }
-
-    fn drop_kept(&self, entry: &Kept) {
+    /// Drops `entry`'s event (and any older of its channel) and raises the floor
+    /// past them; returns what went, or `None` when its user is already gone.
+    fn drop_kept(&self, entry: &Kept) -> Option<Vec<Event>> {
         // The floor is raised while the channel is still locked: a subscriber
         // never sees the events gone and the floor not yet raised.
-        let dropped = match &entry.owner {
+        match &entry.owner {
             Owner::Everyone => {
                 let mut everyone = self.everyone.locked();
                 let dropped = everyone.drop_through(entry.seq);
                 self.raise_floor(&dropped, &[]);
-                dropped
+                Some(dropped)
             }
             Owner::User(user) => {
-                let Some(mut state) = self.users.get_mut(user) else {
-                    return;
-                };
+                let mut state = self.users.get_mut(user)?;
                 let dropped = state.history.drop_through(entry.seq);
                 let gone = state.history.is_empty() && state.connections.is_empty();
                 // A user forgotten here takes their own floor along: keep it.
@@ -556,39 +391,19 @@ impl UserHub {
                         s.history.is_empty() && s.connections.is_empty()
                     });
                 }
-                dropped
+                Some(dropped)
             }
-        };
-        self.release(&dropped);
+        }
     }
 
     fn raise_floor(&self, dropped: &[Event], own_floor: &[i64]) {
         if dropped.is_empty() && own_floor.is_empty() {
             return;
         }
-        let mut floor = self.floor.locked();
-        for event in dropped {
-            history::raise(&mut floor, event);
-        }
-        if floor.len() < own_floor.len() {
-            floor.resize(own_floor.len(), 0);
-        }
-        for (mine, theirs) in floor.iter_mut().zip(own_floor) {
-            *mine = (*mine).max(*theirs);
-        }
+        self.positions.locked().raise_floor(dropped, own_floor);
     }
 
-    fn release(&self, dropped: &[Event]) {
-        if dropped.is_empty() {
-            // Its event had already gone to a per-user cap.
-            let _ = self
-                .stale
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1));
-        }
-        let freed: usize = dropped.iter().map(Event::cost).sum();
-        self.kept_bytes.fetch_sub(freed, Ordering::SeqCst);
-    }
-
+    /// Whether the channel of `entry` still holds its event.
     fn still_kept(&self, entry: &Kept) -> bool {
         match &entry.owner {
             Owner::Everyone => self.everyone.locked().holds(entry.seq),
@@ -601,7 +416,7 @@ impl UserHub {
 
     /// Bytes all kept events use (the figure `--history-bytes` bounds).
     pub fn kept_bytes(&self) -> usize {
-        self.kept_bytes.load(Ordering::SeqCst)
+        self.retention.locked().kept_bytes()
     }
 
     /// Ends every connection (after what is already queued): for shutdown.
@@ -624,6 +439,7 @@ impl UserHub {
         self.users.len()
     }
 
+    /// Called when a [`Subscription`] is dropped.
     fn unregister(&self, user: &Arc<str>, connection: u64) {
         if let Some(mut state) = self.users.get_mut(user) {
             state.connections.retain(|c| c.id != connection);
@@ -634,64 +450,12 @@ impl UserHub {
     }
 }
 
-/// A user's own events and broadcasts, each in order, merged into one order.
-fn merge<'a>(
-    own: impl Iterator<Item = &'a Event>,
-    everyone: impl Iterator<Item = &'a Event>,
-) -> Vec<Bytes> {
-    let mut all: Vec<&Event> = own.chain(everyone).collect();
-    all.sort_by_key(|e| e.seq);
-    all.into_iter().map(|e| e.bytes.clone()).collect()
-}
-
-/// How many of `replay`'s events fit in `budget` bytes (at least one, as a queue
-/// takes one event larger than its budget).
-fn fits_in_budget(replay: &[Bytes], budget: usize) -> usize {
-    let mut used = 0usize;
-    replay
-        .iter()
-        .position(|event| {
-            used = used.saturating_add(event.len());
-            used > budget
-        })
-        .map_or(replay.len(), |over| over.max(1))
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        self.hub.unregister(&self.user, self.connection);
-    }
-}
-
-impl Subscription {
-    /// What the stream starts with (once): the `reset` event, or the missed events.
-    pub fn take_prelude(&mut self, last_event_id: Option<&str>) -> Vec<Bytes> {
-        match self.reset {
-            Some(reason) => {
-                let data = json!({
-                    "reason": reason.as_str(),
-                    "lastEventId": last_event_id.unwrap_or_default(),
-                })
-                .to_string();
-                vec![frame(&self.position, Some("reset"), &data)]
-            }
-            None => std::mem::take(&mut self.replay),
-        }
-    }
-}
-
-impl Stream for Subscription {
-    type Item = Bytes;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        Pin::new(&mut self.live).poll_next(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use futures_util::StreamExt;
+    use std::time::Duration;
 
     fn limits(history: usize, queue: usize) -> HubLimits {
         HubLimits {
@@ -809,7 +573,7 @@ mod tests {
         for i in 0..10_000 {
             send(&hub, "a", &i.to_string());
         }
-        let entries = hub.kept.locked().len();
+        let entries = hub.retention.locked().entry_count();
         assert!(
             entries <= 2 * 1024 + 2,
             "{entries} entries for 2 kept events"
