@@ -58,8 +58,11 @@
 //!    before the channel its events left is let go (a subscriber never sees events
 //!    gone and the floor not yet raised).
 //!
-//! Leaves, under which nothing is taken: a connection's queue (`try_push`, under a
-//! user's shard) and the metrics family (`stream_opened`, under the gate).
+//! Leaves, under which nothing is taken: a connection's queue (`try_push`, and
+//! closing it when its sender is dropped, under a user's shard) and the metrics
+//! family (`stream_opened`, under the gate). `subscribe` copies the floor out of
+//! `positions` rather than building a replay under it: every send takes
+//! `positions` to advance the cursor.
 
 mod limits;
 mod retention;
@@ -195,8 +198,11 @@ impl UserHub {
                 Some(Err(reason)) => Start::live(Some(reason)),
                 Some(Ok(cursor)) => {
                     let everyone = self.everyone.locked();
-                    let positions = self.positions.locked();
-                    subscription::resume(cursor, &now, positions.floor(), &state.history, &everyone)
+                    // Copied, not held: every send takes `positions` to advance the
+                    // cursor, and must not wait for this replay to be built. Read
+                    // with both channels locked, it agrees with both.
+                    let floor = self.positions.locked().floor().to_vec();
+                    subscription::resume(cursor, &now, &floor, &state.history, &everyone)
                 }
             };
         // Invariant 5: a replay past the byte budget ends the stream once written.

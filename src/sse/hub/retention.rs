@@ -34,10 +34,11 @@ pub struct Retention {
     entries: VecDeque<Kept>,
     /// Entries of `entries` whose event a per-user cap already dropped.
     stale: usize,
-    /// What the kept events cost together. Wrapping arithmetic: an event a
-    /// channel dropped early (see [`Retention::keep`]) may be released before its
-    /// own `keep` adds it, so the total can dip below zero for a moment.
-    kept_bytes: usize,
+    /// What the kept events cost together. Signed: an event a channel dropped
+    /// early (see [`Retention::keep`]) may be released before its own `keep` adds
+    /// it, so the total can dip below zero for a moment, and a dip must not read
+    /// as a huge total (that would evict everything).
+    kept_bytes: i64,
 }
 
 /// A kept event's ledger entry.
@@ -92,9 +93,9 @@ impl Retention {
         owner: Owner,
         now: Instant,
     ) -> bool {
-        self.kept_bytes = self.kept_bytes.wrapping_add(cost);
+        self.kept_bytes += as_i64(cost);
         if freed > 0 {
-            self.kept_bytes = self.kept_bytes.wrapping_sub(freed_cost);
+            self.kept_bytes -= as_i64(freed_cost);
             self.stale += freed;
         }
         self.entries.push_back(Kept {
@@ -125,7 +126,7 @@ impl Retention {
             self.stale = self.stale.saturating_sub(1);
         }
         let freed: usize = dropped.iter().map(Event::cost).sum();
-        self.kept_bytes = self.kept_bytes.wrapping_sub(freed);
+        self.kept_bytes -= as_i64(freed);
     }
 
     /// Entries whose event a per-user cap dropped cost memory too: once they are
@@ -141,7 +142,7 @@ impl Retention {
 
     /// Bytes all kept events use (the figure `--history-bytes` bounds).
     pub fn kept_bytes(&self) -> usize {
-        self.kept_bytes
+        usize::try_from(self.kept_bytes).unwrap_or(0)
     }
 
     #[cfg(test)]
@@ -150,12 +151,17 @@ impl Retention {
     }
 
     fn over_budget(&self) -> bool {
-        self.kept_bytes > self.byte_budget
+        self.kept_bytes > as_i64(self.byte_budget)
     }
 
     fn too_stale(&self) -> bool {
         self.stale > STALE_SWEEP_MIN && self.stale > self.entries.len() / 2
     }
+}
+
+/// A byte count as the ledger counts it (no count in memory comes near `i64::MAX`).
+fn as_i64(bytes: usize) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -205,6 +211,21 @@ mod tests {
         r.release(&[b]);
         assert!(r.next_to_evict(now).is_none(), "within budget again");
         assert_eq!(r.kept_bytes(), c.cost());
+    }
+
+    #[test]
+    fn an_event_released_before_its_own_keep_does_not_read_as_over_budget() {
+        let now = Instant::now();
+        let (early, late) = (event(1, 100), event(2, 10));
+        let mut r = retention(Duration::from_secs(600), 10 * early.cost());
+        // The later event is recorded first, and its channel's drop releases the
+        // earlier one before that one's own `keep`: the total dips below zero.
+        assert!(!r.keep(2, late.cost(), (0, 0), user("a"), now));
+        r.release(&[early.clone()]);
+        assert_eq!(r.kept_bytes(), 0);
+        assert!(r.next_to_evict(now).is_none(), "a dip is not over budget");
+        r.keep(1, early.cost(), (0, 0), user("a"), now);
+        assert_eq!(r.kept_bytes(), late.cost(), "exact again");
     }
 
     #[test]
