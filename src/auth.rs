@@ -16,7 +16,6 @@
 pub mod session;
 
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,7 +25,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures_util::{Stream, StreamExt};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -346,24 +344,18 @@ impl Caller {
         }
     }
 
-    /// Ends `stream` when the caller's token expires (never when authorization is
-    /// off): the client reconnects with a fresh token and resumes by Last-Event-ID.
-    pub fn until_expiry<S>(&self, stream: S) -> impl Stream<Item = S::Item> + Send + Unpin + use<S>
-    where
-        S: Stream + Send + Unpin,
-    {
-        // `None`: never (no token, or an expiry past what the clock can represent).
-        let left = match self {
+    /// When the caller's token expires, which ends its streams (see
+    /// [`crate::sse::Lifetime`]). `None`: never (authorization is off, or the
+    /// expiry is past what the clock can represent).
+    pub fn expiry(&self) -> Option<tokio::time::Instant> {
+        match self {
             Caller::Anyone => None,
-            Caller::Token(identity) => UNIX_EPOCH
-                .checked_add(Duration::from_secs(identity.expires_at))
-                .map(|at| at.duration_since(SystemTime::now()).unwrap_or_default()),
-        };
-        let expiry: Pin<Box<dyn Future<Output = ()> + Send>> = match left {
-            Some(left) => Box::pin(tokio::time::sleep(left)),
-            None => Box::pin(std::future::pending()),
-        };
-        stream.take_until(expiry)
+            Caller::Token(identity) => {
+                let at = UNIX_EPOCH.checked_add(Duration::from_secs(identity.expires_at))?;
+                let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+                tokio::time::Instant::now().checked_add(left)
+            }
+        }
     }
 }
 
@@ -476,8 +468,8 @@ mod tests {
         assert_eq!(token_of(&headers, &uri).as_deref(), Some("h"));
     }
 
-    #[tokio::test]
-    async fn a_stream_ends_at_expiry_and_a_far_expiry_is_never() {
+    #[test]
+    fn a_past_expiry_is_now_and_a_far_one_is_never() {
         let caller = |expires_at| {
             Caller::Token(Identity {
                 sub: "a".to_owned(),
@@ -485,10 +477,10 @@ mod tests {
                 publish: false,
             })
         };
-        let mut expired = caller(0).until_expiry(futures_util::stream::pending::<()>());
-        assert_eq!(expired.next().await, None);
-        let mut far = caller(u64::MAX).until_expiry(futures_util::stream::iter([1]));
-        assert_eq!(far.next().await, Some(1));
+        let expired = caller(0).expiry().expect("an expiry");
+        assert!(expired <= tokio::time::Instant::now());
+        assert_eq!(caller(u64::MAX).expiry(), None);
+        assert_eq!(Caller::Anyone.expiry(), None);
     }
 
     #[test]

@@ -14,9 +14,8 @@ use serde_json::json;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::limits::Streams;
 use crate::server::ConnectionHandle;
-use crate::sse::{LastEventId, UserHub, sse_response};
+use crate::sse::{LastEventId, Lifetime, Streams, UserHub, sse_response};
 use crate::user::UserQuery;
 
 /// A message body: non-empty UTF-8 text (size is capped at 64 KiB by the router).
@@ -62,8 +61,17 @@ where
                 hub_of(&channel).subscribe(&username, last.as_deref(), Some(connection));
             // A `reset` when the id cannot be resumed exactly, else the missed events.
             let prelude = subscription.take_prelude(last.as_deref());
-            let live = caller.until_expiry(permit.hold(subscription));
-            Ok::<_, ApiError>(sse_response(&streams.settings, prelude, live))
+            let lifetime = Lifetime {
+                permit,
+                expiry: caller.expiry(),
+                shutdown: None,
+            };
+            Ok::<_, ApiError>(sse_response(
+                &streams.settings,
+                prelude,
+                subscription,
+                lifetime,
+            ))
         },
     )
 }

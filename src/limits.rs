@@ -7,18 +7,14 @@
 //! (so one user's runaway tabs or scripts cannot take every slot). A stream over a
 //! limit is refused with 429 and `Retry-After` before anything is allocated for it.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 
 use axum::http::{HeaderValue, StatusCode, header};
 use dashmap::DashMap;
-use futures_util::Stream;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::sse::StreamSettings;
 
 /// Longest username, in bytes.
 pub const MAX_USERNAME_BYTES: usize = 128;
@@ -63,14 +59,6 @@ pub fn default_max_connections() -> usize {
 pub fn default_max_streams() -> usize {
     let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
     usize::try_from(soft.saturating_sub(RESERVED_FILES).max(1)).unwrap_or(usize::MAX)
-}
-
-/// What opening a stream takes: a permit under the open-stream caps, and the
-/// stream's `retry:` hint and keep-alive.
-#[derive(Clone)]
-pub struct Streams {
-    pub limits: Arc<StreamLimits>,
-    pub settings: StreamSettings,
 }
 
 /// Counts open streams in all and per user.
@@ -145,30 +133,6 @@ impl Drop for StreamPermit {
             *count == 0
         });
         self.limits.total.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl StreamPermit {
-    /// `stream`, counted as open for as long as it runs.
-    pub fn hold<S: Stream + Unpin>(self, stream: S) -> Held<S> {
-        Held {
-            stream,
-            _permit: self,
-        }
-    }
-}
-
-/// A stream that holds its [`StreamPermit`].
-pub struct Held<S> {
-    stream: S,
-    _permit: StreamPermit,
-}
-
-impl<S: Stream + Unpin> Stream for Held<S> {
-    type Item = S::Item;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        Pin::new(&mut self.stream).poll_next(cx)
     }
 }
 

@@ -14,9 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::limits::Streams;
 use crate::metrics::Metrics;
-use crate::sse::{StreamSettings, frame, sse_response};
+use crate::sse::{Lifetime, StreamSettings, Streams, frame, sse_response};
 use crate::user::UserQuery;
 
 /// What a /v1 stream needs beyond [`Streams`]: its interval and keep-alive
@@ -58,12 +57,15 @@ async fn stream(
         count += 1;
         frame(&count.to_string(), None, "hi!")
     });
-    // No hub holds /v1 streams, so each one watches for shutdown itself.
-    let hi = hi.take_until(ticker.shutdown.cancelled_owned());
-    let hi = caller.until_expiry(permit.hold(Box::pin(hi)));
     let settings = StreamSettings {
         keep_alive: ticker.keep_alive,
         ..streams.settings
     };
-    Ok(sse_response(&settings, Vec::new(), hi))
+    let lifetime = Lifetime {
+        permit,
+        expiry: caller.expiry(),
+        // No hub holds /v1 streams, so each one watches for shutdown itself.
+        shutdown: Some(ticker.shutdown),
+    };
+    Ok(sse_response(&settings, Vec::new(), hi, lifetime))
 }

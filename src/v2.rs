@@ -12,8 +12,7 @@ use axum::routing::post;
 use crate::auth::Caller;
 use crate::channels::{accepted_at, message_text, stream_route};
 use crate::error::ApiError;
-use crate::limits::Streams;
-use crate::sse::UserHub;
+use crate::sse::{Streams, UserHub};
 use crate::user::UserQuery;
 
 /// The /v2 hub: in-process by design (its ids resume on this instance only).

@@ -21,9 +21,8 @@ use crate::auth::Caller;
 use crate::bus::{Bus, FanOut, Record};
 use crate::channels::{accepted_at, message_text, stream_route};
 use crate::error::ApiError;
-use crate::limits::Streams;
 use crate::metrics::Metrics;
-use crate::sse::UserHub;
+use crate::sse::{Streams, UserHub};
 use crate::user::UserQuery;
 
 /// The username that addresses every open /v3 stream.

@@ -1,4 +1,6 @@
-//! One event, framed once in the `text/event-stream` wire format.
+//! The `text/event-stream` wire format: every byte a stream sends is made here
+//! (events, including `reset` and `snapshot`, the `retry:` hint and the keep-alive
+//! comment). One event is framed once.
 //!
 //! Framing is done by hand rather than with `axum::response::sse::Event` because an
 //! event here is delivered to many connections: it is encoded a single time into
@@ -30,6 +32,14 @@ impl Event {
     pub fn cost(&self) -> usize {
         self.bytes.len() + std::mem::size_of::<Event>() + 32
     }
+}
+
+/// The comment sent on an idle stream, so proxies and clients see it alive.
+pub const KEEP_ALIVE: Bytes = Bytes::from_static(b": keep-alive-text\n\n");
+
+/// The `retry:` hint: how long the client waits before reconnecting.
+pub fn retry(after: std::time::Duration) -> Bytes {
+    Bytes::from(format!("retry: {}\n\n", after.as_millis()))
 }
 
 /// Frames `data` as `id`/`event`/`data:` lines. `name` is `None` for the default

@@ -20,4 +20,4 @@ mod stream;
 pub use event::{Event, Position, frame};
 pub use hub::{HubLimits, ResetReason, Subscription, UserHub};
 pub use ids::IdScheme;
-pub use stream::{LastEventId, StreamSettings, sse_response};
+pub use stream::{LastEventId, Lifetime, StreamSettings, Streams, sse_response};

@@ -1,11 +1,27 @@
 //! Turns a source of framed events into an HTTP `text/event-stream` response.
 //!
 //! Every stream starts with a `retry:` hint, then its prelude (snapshot, replayed
-//! events), then live events interleaved with keep-alive comments, and ends cleanly
-//! when its source ends (the hub ends every source when the server shuts down).
+//! events), then live events interleaved with keep-alive comments.
+//!
+//! **A stream's lifetime, in one place.** A stream ends, and its task lets go of
+//! the socket and of its [`StreamPermit`] (the open-stream count), when:
+//!
+//! 1. its source ends: the hub closes a connection's queue when it overflows
+//!    (`hub`), when its connection's handle is closed, and for every connection
+//!    at shutdown (`UserHub::close_all`);
+//! 2. the caller's token expires ([`Lifetime::expiry`]): the client reconnects
+//!    with a fresh token and resumes by `Last-Event-ID`;
+//! 3. the server shuts down, for a stream no hub holds (/v1,
+//!    [`Lifetime::shutdown`]);
+//! 4. the client goes away, or its socket's handle is closed (a write deadline,
+//!    a slow reader): the server stops polling the stream and drops it
+//!    (`crate::server`).
+//!
+//! The first three are decided by [`EventStream`], the fourth by the transport.
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,15 +32,35 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep, interval_at, sleep_until};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-const KEEP_ALIVE: Bytes = Bytes::from_static(b": keep-alive-text\n\n");
+use super::event::{KEEP_ALIVE, retry};
+use crate::limits::{StreamLimits, StreamPermit};
 
 /// Per-stream settings shared by every version.
 #[derive(Clone, Debug)]
 pub struct StreamSettings {
     pub retry: Duration,
     pub keep_alive: Duration,
+}
+
+/// What opening a stream takes: a permit under the open-stream caps, and the
+/// stream's `retry:` hint and keep-alive.
+#[derive(Clone)]
+pub struct Streams {
+    pub limits: Arc<StreamLimits>,
+    pub settings: StreamSettings,
+}
+
+/// What ends a stream besides its source (see the module's doc).
+pub struct Lifetime {
+    /// Counts the stream as open until it is dropped.
+    pub permit: StreamPermit,
+    /// When the caller's token expires; `None`: never.
+    pub expiry: Option<Instant>,
+    /// The server's shutdown, for a stream no hub ends.
+    pub shutdown: Option<CancellationToken>,
 }
 
 /// The `Last-Event-ID` header, or the `lastEventId` query parameter for clients
@@ -65,17 +101,19 @@ impl<S: Send + Sync> FromRequestParts<S> for LastEventId {
 /// How much of a client's id is kept (and echoed in a `reset`).
 const MAX_ECHOED_ID: usize = 256;
 
-/// An event-stream response: `prelude` first, then `live` until it ends, with a
-/// keep-alive comment every `keep_alive`.
-pub fn sse_response<S>(settings: &StreamSettings, prelude: Vec<Bytes>, live: S) -> Response
+/// An event-stream response: `prelude` first, then `live` until it ends or its
+/// `lifetime` does, with a keep-alive comment every `keep_alive`.
+pub fn sse_response<S>(
+    settings: &StreamSettings,
+    prelude: Vec<Bytes>,
+    live: S,
+    lifetime: Lifetime,
+) -> Response
 where
     S: Stream<Item = Bytes> + Send + Unpin + 'static,
 {
     let mut first = Vec::with_capacity(prelude.len() + 1);
-    first.push(Bytes::from(format!(
-        "retry: {}\n\n",
-        settings.retry.as_millis()
-    )));
+    first.push(retry(settings.retry));
     first.extend(prelude);
     let mut keep_alive = interval_at(Instant::now() + settings.keep_alive, settings.keep_alive);
     keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -83,6 +121,11 @@ where
         prelude: first.into_iter(),
         live,
         keep_alive,
+        expiry: lifetime.expiry.map(|at| Box::pin(sleep_until(at))),
+        shutdown: lifetime
+            .shutdown
+            .map(|token| Box::pin(token.cancelled_owned())),
+        _permit: lifetime.permit,
     };
     let mut response = Body::from_stream(stream.map(Ok::<_, Infallible>)).into_response();
     let headers = response.headers_mut();
@@ -95,10 +138,29 @@ where
     response
 }
 
+/// The stream behind every event-stream response: where its end is decided.
 struct EventStream<S> {
     prelude: std::vec::IntoIter<Bytes>,
     live: S,
     keep_alive: Interval,
+    expiry: Option<Pin<Box<Sleep>>>,
+    shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    _permit: StreamPermit,
+}
+
+impl<S> EventStream<S> {
+    /// Whether the token expired or the server is shutting down.
+    fn over(&mut self, cx: &mut Context<'_>) -> bool {
+        let expired = self
+            .expiry
+            .as_mut()
+            .is_some_and(|at| at.as_mut().poll(cx).is_ready());
+        let shut_down = self
+            .shutdown
+            .as_mut()
+            .is_some_and(|signal| signal.as_mut().poll(cx).is_ready());
+        expired || shut_down
+    }
 }
 
 impl<S: Stream<Item = Bytes> + Unpin> Stream for EventStream<S> {
@@ -107,6 +169,9 @@ impl<S: Stream<Item = Bytes> + Unpin> Stream for EventStream<S> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         if let Some(bytes) = self.prelude.next() {
             return Poll::Ready(Some(bytes));
+        }
+        if self.over(cx) {
+            return Poll::Ready(None);
         }
         match self.live.poll_next_unpin(cx) {
             Poll::Ready(Some(bytes)) => return Poll::Ready(Some(bytes)),
@@ -117,5 +182,65 @@ impl<S: Stream<Item = Bytes> + Unpin> Stream for EventStream<S> {
             Poll::Ready(_) => Poll::Ready(Some(KEEP_ALIVE)),
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    fn settings() -> StreamSettings {
+        StreamSettings {
+            retry: Duration::from_millis(2000),
+            keep_alive: Duration::from_secs(3600),
+        }
+    }
+
+    /// The whole body of a stream whose source never ends: it ends only if its
+    /// lifetime does (the test times out otherwise).
+    async fn body_until_its_end(lifetime: Lifetime) -> Bytes {
+        let never = futures_util::stream::pending::<Bytes>();
+        let prelude = vec![Bytes::from_static(b"data: replayed\n\n")];
+        let response = sse_response(&settings(), prelude, never, lifetime);
+        let body = response.into_body().collect();
+        tokio::time::timeout(Duration::from_secs(10), body)
+            .await
+            .expect("the stream did not end")
+            .expect("body")
+            .to_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_stream_ends_at_the_callers_expiry_after_its_prelude_and_frees_its_permit() {
+        let limits = StreamLimits::new(1, 1);
+        let lifetime = Lifetime {
+            permit: limits.admit("a").expect("admitted"),
+            expiry: Some(Instant::now() + Duration::from_millis(50)),
+            shutdown: None,
+        };
+        assert!(limits.admit("b").is_err(), "one stream at most");
+        let body = body_until_its_end(lifetime).await;
+        assert_eq!(&body[..], b"retry: 2000\n\ndata: replayed\n\n");
+        assert!(
+            limits.admit("b").is_ok(),
+            "the ended stream's permit is free"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_no_hub_holds_ends_at_shutdown() {
+        let limits = StreamLimits::new(1, 1);
+        let shutdown = CancellationToken::new();
+        let lifetime = Lifetime {
+            permit: limits.admit("a").expect("admitted"),
+            expiry: None,
+            shutdown: Some(shutdown.clone()),
+        };
+        let body = tokio::spawn(body_until_its_end(lifetime));
+        shutdown.cancel();
+        let body = body.await.expect("stream task");
+        assert_eq!(&body[..], b"retry: 2000\n\ndata: replayed\n\n");
     }
 }

@@ -29,9 +29,8 @@ use super::report::{Report, Status};
 use super::store::{Created, StatusChange, StoreError};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::limits::Streams;
 use crate::server::ConnectionHandle;
-use crate::sse::{LastEventId, frame, sse_response};
+use crate::sse::{LastEventId, Lifetime, Streams, frame, sse_response};
 use crate::user::UserIdQuery;
 
 /// What the routes need beyond the [`Board`]: how many reports a user may keep
@@ -255,7 +254,12 @@ async fn stream(
     Ok(sse_response(
         &streams.settings,
         prelude,
-        caller.until_expiry(permit.hold(subscription)),
+        subscription,
+        Lifetime {
+            permit,
+            expiry: caller.expiry(),
+            shutdown: None,
+        },
     ))
 }
 

@@ -221,7 +221,7 @@ mod tests {
         // The later event is recorded first, and its channel's drop releases the
         // earlier one before that one's own `keep`: the total dips below zero.
         assert!(!r.keep(2, late.cost(), (0, 0), user("a"), now));
-        r.release(&[early.clone()]);
+        r.release(std::slice::from_ref(&early));
         assert_eq!(r.kept_bytes(), 0);
         assert!(r.next_to_evict(now).is_none(), "a dip is not over budget");
         r.keep(1, early.cost(), (0, 0), user("a"), now);
