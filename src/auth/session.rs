@@ -17,7 +17,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::DateTime;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use time::OffsetDateTime;
 use serde_json::json;
 
 use super::{Authorization, COOKIE, Identity, bearer, token_of, unauthorized};
@@ -71,13 +72,12 @@ async fn open(
     // Expires for old browsers that ignore Max-Age; left out past what a date holds.
     let expires = i64::try_from(identity.expires_at)
         .ok()
-        .and_then(|secs| DateTime::from_timestamp(secs, 0))
-        .map(|t| t.format("; Expires=%a, %d %b %Y %H:%M:%S GMT").to_string())
-        .unwrap_or_default();
-    let cookie = format!(
-        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{expires}{}",
-        secure_suffix(request.headers(), request.uri().scheme_str())
-    );
+        .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok());
+    let mut cookie = session_cookie(token, &request);
+    cookie.set_max_age(time::Duration::seconds(
+        i64::try_from(max_age).unwrap_or(i64::MAX),
+    ));
+    cookie.set_expires(expires);
     set_cookie(answer(true, Some(&identity)).into_response(), &cookie)
 }
 
@@ -85,30 +85,37 @@ async fn close(
     State(Authorization(verifier)): State<Authorization>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let cookie = format!(
-        "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{}",
-        secure_suffix(request.headers(), request.uri().scheme_str())
-    );
+    let mut cookie = session_cookie(String::new(), &request);
+    cookie.set_max_age(time::Duration::ZERO);
+    cookie.set_expires(OffsetDateTime::UNIX_EPOCH);
     set_cookie(answer(verifier.is_some(), None).into_response(), &cookie)
 }
 
-/// `; Secure` when the request came over HTTPS: directly (a TLS terminator in
-/// front that rewrites the URI) or through a proxy that says so.
-fn secure_suffix(headers: &HeaderMap, scheme: Option<&str>) -> &'static str {
+/// The session cookie holding `value`, with the attributes every answer gives it:
+/// `HttpOnly`, `SameSite=Strict`, the whole site, and `Secure` when the request
+/// came over HTTPS.
+fn session_cookie(value: String, request: &Request) -> Cookie<'static> {
+    let mut cookie = Cookie::new(COOKIE, value);
+    cookie.set_path("/");
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Strict);
+    cookie.set_secure(over_https(request.headers(), request.uri().scheme_str()));
+    cookie
+}
+
+/// Whether the request came over HTTPS: directly (a TLS terminator in front that
+/// rewrites the URI) or through a proxy that says so.
+fn over_https(headers: &HeaderMap, scheme: Option<&str>) -> bool {
     let forwarded_https = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(',').next())
         .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
-    if forwarded_https || scheme == Some("https") {
-        "; Secure"
-    } else {
-        ""
-    }
+    forwarded_https || scheme == Some("https")
 }
 
-fn set_cookie(mut response: Response, cookie: &str) -> Result<Response, ApiError> {
-    let value = HeaderValue::from_str(cookie).map_err(|_| {
+fn set_cookie(mut response: Response, cookie: &Cookie<'_>) -> Result<Response, ApiError> {
+    let value = HeaderValue::from_str(&cookie.to_string()).map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "The token contains characters a cookie cannot carry",
@@ -125,11 +132,11 @@ mod tests {
     #[test]
     fn secure_only_over_https() {
         let mut headers = HeaderMap::new();
-        assert_eq!(secure_suffix(&headers, None), "");
-        assert_eq!(secure_suffix(&headers, Some("https")), "; Secure");
+        assert!(!over_https(&headers, None));
+        assert!(over_https(&headers, Some("https")));
         headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        assert_eq!(secure_suffix(&headers, None), "; Secure");
+        assert!(over_https(&headers, None));
         headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-        assert_eq!(secure_suffix(&headers, None), "");
+        assert!(!over_https(&headers, None));
     }
 }
