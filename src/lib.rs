@@ -18,6 +18,7 @@ mod backoff;
 pub mod bus;
 mod channels;
 pub mod config;
+mod dashboard;
 mod error;
 /// Property checks over the parsers, for `fuzz/` (feature `fuzzing`) and the
 /// unit tests; not an API.
@@ -40,23 +41,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 use tower_http::cors::CorsLayer;
-use tower_http::services::{ServeDir, ServeFile};
 
 use crate::auth::{Authorization, Verifier};
 use crate::bus::{Bus, KafkaBus, MemoryBus};
 use crate::config::Config;
-use crate::error::ApiError;
 use crate::limits::StreamLimits;
-use crate::metrics::{Metrics, RequestLabels};
+use crate::metrics::Metrics;
 use crate::sse::{HubLimits, IdScheme, StreamSettings, Streams, UserHub};
 use crate::v4::dynamodb::{self, DynamoStore};
 use crate::v4::memory::MemoryStore;
@@ -75,8 +71,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 struct AppState(Arc<Substates>);
 
 struct Substates {
-    /// The dashboard's directory and the CORS origins, for the router itself.
-    config: Config,
+    /// The CORS origins, for the router itself.
+    cors_origins: Vec<String>,
+    static_dir: dashboard::StaticDir,
     metrics: Arc<Metrics>,
     /// The open-stream caps, and `retry:` and keep-alive of the /v2–/v4 streams.
     streams: Streams,
@@ -103,6 +100,7 @@ macro_rules! substates {
 }
 
 substates! {
+    static_dir: dashboard::StaticDir,
     metrics: Arc<Metrics>,
     streams: Streams,
     auth: Authorization,
@@ -232,7 +230,8 @@ async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow::Res
                 keep_alive: config.keep_alive(),
             },
         },
-        config,
+        cors_origins: config.cors_origins,
+        static_dir: dashboard::StaticDir(config.static_dir),
         metrics,
         auth: Authorization(auth.map(Arc::new)),
         v1,
@@ -303,17 +302,16 @@ fn router(app: AppState) -> Router {
         .merge(api)
         .merge(auth::session::routes())
         .merge(health::routes())
-        .fallback(dashboard)
+        .fallback(dashboard::dashboard)
         .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn_with_state(
             app.0.metrics.clone(),
-            count_requests,
+            metrics::count_requests,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
-    if !app.0.config.cors_origins.is_empty() {
+    if !app.0.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = app
             .0
-            .config
             .cors_origins
             .iter()
             .filter_map(|o| HeaderValue::from_str(o).ok())
@@ -330,69 +328,6 @@ fn router(app: AppState) -> Router {
         );
     }
     router.with_state(app)
-}
-
-/// The built dashboard at `/`. Browsers asking for an unknown page get
-/// `index.html` (the app routes on the client); other clients get a JSON 404.
-async fn dashboard(State(app): State<AppState>, request: Request) -> Response {
-    let path = request.uri().path();
-    let wants_html = request
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"));
-    let is_asset = path
-        .rsplit('/')
-        .next()
-        .is_some_and(|name| name.contains('.'));
-    if request.method() != Method::GET || !(path == "/" || wants_html || is_asset) {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "No such route. See the README for the routes this server has",
-        )
-        .into_response();
-    }
-    let dir = &app.0.config.static_dir;
-    let index = dir.join("index.html");
-    if !index.exists() {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!(
-                "The dashboard is not built ({} is missing). Run scripts/run.sh, or `npm ci && npm run build` in frontend/",
-                index.display()
-            ),
-        )
-        .into_response();
-    }
-    match ServeDir::new(dir)
-        .fallback(ServeFile::new(index))
-        .oneshot(request)
-        .await
-    {
-        Ok(response) => response.map(Body::new),
-        Err(never) => match never {},
-    }
-}
-
-async fn count_requests(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
-    let response = next.run(request).await;
-    metrics
-        .http_requests
-        .get_or_create(&RequestLabels {
-            route,
-            status: response.status().as_u16(),
-        })
-        .inc();
-    response
 }
 
 /// The connection caps and deadlines of `config`.

@@ -1,6 +1,11 @@
 //! Prometheus metrics, kept per application instance (no global registry), so that
 //! several servers started in one test process each count only their own traffic.
 
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -148,4 +153,25 @@ impl Drop for OpenStreamGuard {
     fn drop(&mut self) {
         self.0.dec();
     }
+}
+/// The layer that counts every request by route and status.
+pub async fn count_requests(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let response = next.run(request).await;
+    metrics
+        .http_requests
+        .get_or_create(&RequestLabels {
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
 }

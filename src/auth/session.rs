@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use axum_extra::extract::cookie::{Cookie, SameSite};
-use time::OffsetDateTime;
 use serde_json::json;
+use time::OffsetDateTime;
 
 use super::{Authorization, COOKIE, Identity, bearer, token_of, unauthorized};
 use crate::error::ApiError;
