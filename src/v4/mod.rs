@@ -37,6 +37,7 @@
 //!    the `UserIdIndex` GSI and read the items with consistent reads.
 
 pub mod dynamodb;
+pub mod fact_reader;
 pub mod facts;
 pub mod memory;
 pub mod report;
@@ -79,7 +80,7 @@ pub struct Board {
 pub fn start(board: &Arc<Board>) {
     let sweeper = Arc::new(sweeper::Sweeper::default());
     writer::start(board);
-    facts::start_consumer(board, {
+    fact_reader::start_consumer(board, {
         let sweeper = sweeper.clone();
         move |id| sweeper.outcome_seen(id)
     });

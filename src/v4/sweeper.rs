@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::Board;
-use super::facts::RecentIds;
+use super::fact_reader::RecentIds;
 use super::store::StatusChange;
 use super::writer;
 use crate::bus::{FanOut, Record};
