@@ -66,7 +66,10 @@ impl Protocol {
 
     /// Speaks sse-server's /v2 API (and has its /metrics, for sse-server itself).
     pub fn is_v2(&self) -> bool {
-        matches!(self, Protocol::SseServer | Protocol::Nchan | Protocol::NchanAll)
+        matches!(
+            self,
+            Protocol::SseServer | Protocol::Nchan | Protocol::NchanAll
+        )
     }
 
     /// The channel or topic of user `name`.

@@ -580,7 +580,7 @@ mod tests {
         }
         // Slots are dense per user and for broadcasts.
         let mut seen = vec![vec![false; 8]; 3];
-        let mut bc = vec![false; 4];
+        let mut bc = [false; 4];
         for (k, d) in m.dests.iter().enumerate() {
             match *d {
                 Dest::User(u) => seen[u as usize][m.slot[k] as usize] = true,
