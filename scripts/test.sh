@@ -20,7 +20,8 @@
 #      contract, docs/openapi.json
 #   3. the dashboard: ESLint and Prettier (npm run lint), Vitest, a production build,
 #      and the end-to-end test in headless Chromium against the real server and services
-#   4. a smoke run of the load tool (zero loss, no duplicates), when bench/ exists
+#   4. a smoke run of the load tool (zero loss, no duplicates), when bench/ exists, and
+#      the report generator's checks (scripts/test_bench_report.py)
 #
 # SSE_TEST_SKIP_OUTAGES=1 leaves out tests/outages.rs, which stops and restarts the
 # local services: for a machine where others use the same broker at the same time.
@@ -107,5 +108,8 @@ if [ -f bench/Cargo.toml ]; then
     step "load tool smoke run"
     scripts/bench.sh --smoke
 fi
+
+step "benchmark report: scripts/bench_report.py on hand-made results"
+python3 scripts/test_bench_report.py
 
 step "all tests passed"
