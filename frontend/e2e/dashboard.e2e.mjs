@@ -23,7 +23,9 @@ import {
   EVENTSOURCE_PROBE,
   ROOT,
   SHOTS,
+  Server,
   esStats,
+  freePort,
   log,
   runE2E,
   waitConnection,
@@ -229,8 +231,8 @@ async function main({ test, server, browser }) {
     await waitStatus(a, second, 'pending', 5000);
     const s = await openStreams([a, b]);
     assert.equal(s.open, 1, `open EventSources in tabs A and B: ${JSON.stringify(s)}`);
-    // reset + the four named events of the contract, however many times the pages re-rendered
-    assert.equal(s.listeners, 5, `listeners on the EventSource: ${JSON.stringify(s)}`);
+    // reset + the five named events of the contract, however many times the pages re-rendered
+    assert.equal(s.listeners, 6, `listeners on the EventSource: ${JSON.stringify(s)}`);
   });
 
   await test('after a server restart both tabs reconnect and show changes made after it', async () => {
@@ -280,6 +282,32 @@ async function main({ test, server, browser }) {
     // B took the stream over when A signed out; A, signed in again, shares it.
     assert.equal((await openStreams([a, b])).open, 1, 'one EventSource for both tabs');
     await shot('07-signed-in-again');
+  });
+
+  await test('a board too large for one stream says how much of it is shown', async () => {
+    // A stream's prelude fits --queue-bytes: at 4 KiB the snapshot holds about 15 reports.
+    const small = new Server(await freePort(), 'small-budget', ['--queue-bytes', '4KiB']);
+    await small.start();
+    try {
+      const owner = crypto.randomUUID();
+      const TOTAL = 30;
+      for (let i = 0; i < TOTAL; i++) {
+        const res = await fetch(`${small.base}/v4/new/report?user_id=${owner}`, { method: 'POST' });
+        assert.equal(res.status, 201, `create ${i}: HTTP ${res.status}`);
+      }
+      const page = await newTab('small-budget');
+      await page.goto(`${small.base}/?user=${owner}`);
+      const banner = page.getByTestId('truncated-banner');
+      await banner.waitFor({ timeout: 15_000 });
+      const text = await banner.innerText();
+      const shown = await page.getByTestId('report').count();
+      assert.match(text, new RegExp(`newest ${shown} of ${TOTAL} reports`), text);
+      assert.ok(shown > 0 && shown < TOTAL, `${shown} rows shown`);
+      await shot('08-truncated');
+      await page.close();
+    } finally {
+      await small.stop();
+    }
   });
 
   await test('no uncaught errors in the pages', async () => {

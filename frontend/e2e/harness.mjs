@@ -41,11 +41,15 @@ export function freePort() {
   });
 }
 
-/** The real sse-server on 127.0.0.1:port, serving dist/; its log goes to SHOTS/<name>-N.log. */
+/**
+ * The real sse-server on 127.0.0.1:port, serving dist/, with `args` added to its command
+ * line; its log goes to SHOTS/<name>-N.log.
+ */
 export class Server {
-  constructor(port, name = 'server') {
+  constructor(port, name = 'server', args = []) {
     this.port = port;
     this.name = name;
+    this.args = args;
     this.base = `http://127.0.0.1:${port}`;
     this.proc = null;
     this.runs = 0;
@@ -55,7 +59,7 @@ export class Server {
   async start() {
     this.runs += 1;
     const logFile = fs.createWriteStream(path.join(SHOTS, `${this.name}-${this.runs}.log`));
-    const proc = spawn(BIN, ['--bind', `127.0.0.1:${this.port}`, '--static-dir', DIST], {
+    const proc = spawn(BIN, ['--bind', `127.0.0.1:${this.port}`, '--static-dir', DIST, ...this.args], {
       env: process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -1,4 +1,4 @@
-import { memo, useState } from 'react';
+import { memo, useEffect, useState } from 'react';
 import { useBoard, useNow } from './useBoard.ts';
 import { selectReports, type Notice } from './reports.ts';
 import { actionLabel, nextStatuses, type Status } from './transitions.ts';
@@ -75,6 +75,13 @@ export function Board({ userId, onSignOut }: Props) {
           </div>
         )}
 
+        {state.loaded && state.truncated && (
+          <div className="alert alert-warn" role="status" data-testid="truncated-banner">
+            Showing your newest {state.truncated.sent} of {state.truncated.total} reports: the whole board is too large
+            for one live stream. GET /v4/reports lists them all.
+          </div>
+        )}
+
         {!state.loaded ? (
           connection === 'reconnecting' ? (
             <Unreachable />
@@ -134,11 +141,16 @@ function ConnectionPill({ connection }: { connection: Connection }) {
 
 function UserChip({ userId }: { userId: string }) {
   const [copied, setCopied] = useState(false);
+  // The "copied" mark goes after 1.5 s; the timer goes with the chip.
+  useEffect(() => {
+    if (!copied) return;
+    const timer = setTimeout(() => setCopied(false), 1500);
+    return () => clearTimeout(timer);
+  }, [copied]);
   const copy = async () => {
     try {
       await navigator.clipboard.writeText(userId);
       setCopied(true);
-      setTimeout(() => setCopied(false), 1500);
     } catch {
       // clipboard not available (insecure context): the id is selectable text anyway
     }

@@ -34,11 +34,7 @@ type Unlisted = Exclude<keyof Report, (typeof REPORT_FIELDS)[number]>;
 const everyFieldListed: [Unlisted] extends [never] ? true : false = true;
 
 /** Named events of /v4/sse that the dashboard does not listen to, on purpose. */
-const IGNORED_EVENTS = [
-  // After a snapshot cut to the newest M of N reports; the board shows those M and does
-  // not say that some are missing.
-  'snapshot_truncated',
-];
+const IGNORED_EVENTS: string[] = [];
 
 const sorted = (xs: readonly string[]) => [...xs].sort();
 

@@ -26,6 +26,13 @@ const created = (r: Report): BoardEvent => ({ type: 'new_report', report: r });
 const statuses = (s: BoardState) => selectReports(s).map((r) => [r.reportId, r.reportStatus]);
 
 describe('snapshot', () => {
+  it('says when it was cut short, until the next snapshot', () => {
+    const cut = run([snapshot([report(A)]), { type: 'snapshot_truncated', total: 3, sent: 1 }]);
+    expect(cut.truncated).toEqual({ total: 3, sent: 1 });
+    expect(Object.keys(cut.byId)).toEqual([A]);
+    expect(applyEvent(cut, snapshot([report(A), report(B), report(C)])).truncated).toBeNull();
+  });
+
   it('marks the board loaded, even when empty', () => {
     expect(initialState.loaded).toBe(false);
     const s = run([snapshot([])]);

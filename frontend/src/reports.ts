@@ -40,6 +40,11 @@ export interface BoardState {
   byId: Readonly<Record<string, Report>>;
   /** Status updates for reports not on the list yet, latest per report. */
   orphanUpdates: Readonly<Record<string, { status: Status; at: string }>>;
+  /**
+   * Set when the last snapshot held only the newest `sent` of the user's `total` reports
+   * (the whole board did not fit one stream's byte budget); cleared by the next snapshot.
+   */
+  truncated: { total: number; sent: number } | null;
   /** Server messages shown next to a report. */
   notices: Readonly<Record<string, Notice>>;
   /**
@@ -62,6 +67,7 @@ export type BoardEvent =
 
 export const initialState: BoardState = {
   loaded: false,
+  truncated: null,
   byId: {},
   orphanUpdates: {},
   notices: {},
@@ -102,8 +108,11 @@ export function applyEvent(state: BoardState, event: BoardEvent): BoardState {
       // older connection, and the snapshot is newer than all of them.
       const notices: Record<string, Notice> = {};
       for (const [id, n] of Object.entries(state.notices)) if (id in byId) notices[id] = n;
-      return { ...state, loaded: true, byId, orphanUpdates: {}, notices };
+      return { ...state, loaded: true, truncated: null, byId, orphanUpdates: {}, notices };
     }
+
+    case 'snapshot_truncated':
+      return { ...state, truncated: { total: event.total, sent: event.sent } };
 
     case 'new_report': {
       const r = event.report;

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { connectReportStream, streamUrl, type Connection } from './stream.ts';
 import type { BoardEvent } from './reports.ts';
 import { FakeEventSource } from './testFakes.ts';
+import { SERVER_EVENTS } from './wire.ts';
 
 const USER = '11111111-1111-4111-8111-111111111111';
 
@@ -150,7 +151,7 @@ describe('connectReportStream', () => {
   it('close() removes every listener, closes the source and cancels a pending reconnect', () => {
     const { close, events } = connect();
     const es = FakeEventSource.all[0];
-    expect(es.listenerCount()).toBe(7); // 5 named events + onopen + onerror
+    expect(es.listenerCount()).toBe(SERVER_EVENTS.length + 2); // the named events + onopen + onerror
     close();
     expect(es.closed).toBe(true);
     expect(es.listenerCount()).toBe(0);
@@ -173,6 +174,6 @@ describe('connectReportStream', () => {
     }
     const open = FakeEventSource.all.filter((s) => !s.closed);
     expect(open).toHaveLength(1);
-    expect(open[0].listenerCount()).toBe(7);
+    expect(open[0].listenerCount()).toBe(SERVER_EVENTS.length + 2);
   });
 });

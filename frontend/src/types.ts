@@ -21,6 +21,7 @@ export interface Report {
 export type ServerEvent =
   | { type: 'stream_reset'; reason: string; at: string }
   | { type: 'snapshot'; reports: Report[]; at: string }
+  | { type: 'snapshot_truncated'; total: number; sent: number }
   | { type: 'new_report'; report: Report }
   | { type: 'report_status_update'; id: string; status: Status; at: string }
   | { type: 'report_status_rejected'; id: string; status: Status; reason: string; at: string };

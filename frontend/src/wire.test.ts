@@ -23,6 +23,16 @@ const decode = (name: string, data: unknown): DecodeResult =>
   decodeServerEvent(name, typeof data === 'string' ? data : JSON.stringify(data), at);
 
 describe('decodeServerEvent', () => {
+  it('decodes snapshot_truncated, and refuses counts that are not counts', () => {
+    expect(decode('snapshot_truncated', { total: 1200, sent: 950 })).toEqual({
+      ok: true,
+      event: { type: 'snapshot_truncated', total: 1200, sent: 950 },
+    });
+    expect(decode('snapshot_truncated', { total: -1, sent: 2 }).ok).toBe(false);
+    expect(decode('snapshot_truncated', { total: '3', sent: 2 }).ok).toBe(false);
+    expect(decode('snapshot_truncated', [3, 2]).ok).toBe(false);
+  });
+
   it('decodes the event kinds of the contract', () => {
     expect(decode('snapshot', [report(A)])).toEqual({
       ok: true,

@@ -11,6 +11,7 @@ import { isStatus } from './transitions.ts';
 export const SERVER_EVENTS = [
   'reset',
   'snapshot',
+  'snapshot_truncated',
   'new_report',
   'report_status_update',
   'report_status_rejected',
@@ -64,6 +65,12 @@ export function decodeServerEvent(name: string, data: string, at: string): Decod
       if (!Array.isArray(v)) return bad('not an array');
       const reports = v.map(toReport).filter((r): r is Report => r !== null);
       return ok({ type: 'snapshot', reports, at });
+    }
+    case 'snapshot_truncated': {
+      // {"total": N, "sent": M}: the snapshot before it holds the newest M of N reports
+      const count = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 0;
+      if (!isRecord(v) || !count(v.total) || !count(v.sent)) return bad('not {"total", "sent"}');
+      return ok({ type: 'snapshot_truncated', total: v.total, sent: v.sent });
     }
     case 'new_report': {
       const report = toReport(v);

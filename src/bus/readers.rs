@@ -72,19 +72,19 @@ impl ReaderHealth {
         if !self.running.load(Ordering::Relaxed) {
             let why = self.last_failure.locked().clone().unwrap_or_default();
             return Some(format!(
-                "the Kafka reader of {} is down ({why}) and being restarted",
+                "the reader of {} is down ({why}) and being restarted",
                 self.name
             ));
         }
         if !self.caught_up.load(Ordering::Relaxed) {
             return Some(format!(
-                "the Kafka reader of {} has not caught up with the topic yet",
+                "the reader of {} has not caught up with the topic yet",
                 self.name
             ));
         }
         if behind > LAG_LIMIT {
             return Some(format!(
-                "the Kafka reader of {} is {:.0?} behind",
+                "the reader of {} is {:.0?} behind",
                 self.name, behind
             ));
         }

@@ -50,7 +50,7 @@ where
             }
             tracing::error!(
                 reader = health.name,
-                "Kafka reader stopped ({why}); restarting it in {:?}",
+                "reader stopped ({why}); restarting it in {:?}",
                 backoff.upcoming()
             );
             *health.last_failure.locked() = Some(why);

@@ -241,7 +241,15 @@ impl UserHub {
             None => self.users.entry(Arc::from(user)).or_default(),
         };
         let key = state.key().clone();
-        let (id, event) = self.make_event(name, data, record)?;
+        let Some((id, event)) = self.make_event(name, data, record) else {
+            // A record read again: no event, and no entry left for a user this hub
+            // did not have.
+            drop(state);
+            self.users.remove_if(user, |_, s| {
+                s.connections.is_empty() && s.history.is_empty()
+            });
+            return None;
+        };
         let delivered = self.deliver(&mut state, &event);
         let cost = event.cost();
         let seq = event.seq;
@@ -646,6 +654,10 @@ mod tests {
         assert!(text(&s.next().await.unwrap()).contains("data: seven"));
         // Records read again (a reader restarted behind) are not events again.
         assert!(hub.send("a", None, "five again", at(5)).is_none());
+        // Nor do they leave an entry for a user the hub did not have.
+        let users = hub.user_count();
+        assert!(hub.send("new", None, "six again", at(6)).is_none());
+        assert_eq!(hub.user_count(), users);
         // An id from before where this instance began reading is expired.
         let s = hub.subscribe("a", Some("3"), None);
         assert_eq!(s.reset, Some(ResetReason::HistoryExpired));
