@@ -253,13 +253,17 @@ mod tests {
         assert!(out.ends_with("\r\n\r\n{\"error\": \"no\"}"), "{out}");
     }
 
+    /// A stream response whose body never ends: only the client can end it.
+    fn endless_stream() -> Response {
+        let never_ends = futures_util::stream::pending::<Result<Bytes, Infallible>>();
+        Body::from_stream(never_ends).into_response()
+    }
+
     #[tokio::test]
     async fn a_client_that_closes_ends_its_stream() {
         let (mut io, client) = Scripted::new(&[], false);
         drop(client);
-        let never_ends = futures_util::stream::pending::<Result<Bytes, Infallible>>();
-        let response = Body::from_stream(never_ends).into_response();
-        let ending = write_response(&mut io, response, false)
+        let ending = write_response(&mut io, endless_stream(), false)
             .await
             .expect("ended");
         assert!(matches!(ending, Ending::Close));
@@ -269,9 +273,7 @@ mod tests {
     async fn a_client_that_sends_too_much_while_streaming_is_closed() {
         let flood = vec![b'x'; READ_AHEAD_LIMIT + 1];
         let (mut io, _client) = Scripted::new(&[&flood], false);
-        let never_ends = futures_util::stream::pending::<Result<Bytes, Infallible>>();
-        let response = Body::from_stream(never_ends).into_response();
-        let ending = write_response(&mut io, response, false)
+        let ending = write_response(&mut io, endless_stream(), false)
             .await
             .expect("ended");
         assert!(matches!(ending, Ending::Close));

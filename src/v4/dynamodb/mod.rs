@@ -35,6 +35,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, Select};
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
@@ -86,16 +87,22 @@ impl DynamoStore {
         }
     }
 
-    /// How many reports the user has, by the `UserIdIndex` (`Select COUNT`),
-    /// counted no further than the page that reaches `enough`.
-    async fn count(&self, user_id: Uuid, enough: usize) -> Result<usize, StoreError> {
-        let mut pages = self
-            .client
+    /// A query of `user_id`'s reports by the `UserIdIndex`: what counting and
+    /// listing them share.
+    fn user_reports(&self, user_id: Uuid) -> QueryFluentBuilder {
+        self.client
             .query()
             .table_name(&self.table)
             .index_name(USER_INDEX)
             .key_condition_expression("user_id = :u")
             .expression_attribute_values(":u", s(user_id.to_string()))
+    }
+
+    /// How many reports the user has, by the `UserIdIndex` (`Select COUNT`),
+    /// counted no further than the page that reaches `enough`.
+    async fn count(&self, user_id: Uuid, enough: usize) -> Result<usize, StoreError> {
+        let mut pages = self
+            .user_reports(user_id)
             .select(Select::Count)
             .into_paginator()
             .send();
@@ -180,12 +187,7 @@ impl ReportStore for DynamoStore {
     async fn list(&self, user_id: Uuid, limit: usize) -> Result<Vec<Report>, StoreError> {
         // Ids and creation times from the index; only the newest `limit` are read.
         let keys: Vec<Item> = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(USER_INDEX)
-            .key_condition_expression("user_id = :u")
-            .expression_attribute_values(":u", s(user_id.to_string()))
+            .user_reports(user_id)
             .projection_expression("report_id, created_at")
             .into_paginator()
             .items()
