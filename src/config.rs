@@ -76,6 +76,11 @@ pub struct Config {
     #[arg(long, env = "SSE_KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,
 
+    /// Replicas of each partition of the topics the server creates; default:
+    /// 3, or as many as the cluster has brokers when it has fewer.
+    #[arg(long, env = "SSE_KAFKA_REPLICAS", value_parser = clap::value_parser!(i32).range(1..))]
+    pub kafka_replicas: Option<i32>,
+
     /// DynamoDB endpoint; without it reports live in memory.
     #[arg(long, env = "SSE_DYNAMODB_ENDPOINT")]
     pub dynamodb_endpoint: Option<String>,
@@ -206,11 +211,20 @@ pub struct Config {
     pub static_dir: PathBuf,
 }
 
-/// A Kafka topic of the server and the partitions it is created with.
+/// A Kafka topic of the server, and the partitions and replicas it is created with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topic {
     pub name: String,
     pub partitions: i32,
+    /// `--kafka-replicas`; `None`: [`REPLICAS`], or fewer on a smaller cluster.
+    pub replicas: Option<i32>,
+}
+
+impl Topic {
+    /// The replicas each partition should have on a cluster of `brokers`.
+    pub fn replicas_on(&self, brokers: i32) -> i32 {
+        self.replicas.unwrap_or(REPLICAS.min(brokers.max(1)))
+    }
 }
 
 /// Partitions of every topic the server creates. Every record is keyed (/v3
@@ -221,8 +235,15 @@ pub struct Topic {
 /// partition, so resume works the same on one partition or many.
 pub const PARTITIONS: i32 = 3;
 
+/// Copies of every partition, on as many brokers, unless `--kafka-replicas` says
+/// otherwise (fewer on a cluster with fewer brokers). With three copies and the
+/// brokers' `min.insync.replicas=2`, an acknowledged record is on two brokers at
+/// least, and one broker may die, hang or be cut off while every partition still
+/// takes writes (docs/deploy.md, docs/RELIABILITY.md).
+pub const REPLICAS: i32 = 3;
+
 impl Config {
-    /// Every Kafka topic the server uses, with its partitions. This is the one
+    /// Every Kafka topic the server uses, with its partitions and replicas. This is the one
     /// definition: the server creates what is missing at start-up, `sse-server init`
     /// does the same for `scripts/services.sh`, and `docker-compose.yml` leaves it
     /// to them.
@@ -232,6 +253,7 @@ impl Config {
             .map(|name| Topic {
                 name: name.clone(),
                 partitions: PARTITIONS,
+                replicas: self.kafka_replicas,
             })
             .collect()
     }

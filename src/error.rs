@@ -9,6 +9,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::bus::BusError;
+
 /// An HTTP error with a sentence that says what is wrong and how to fix it,
 /// optional extra JSON fields (e.g. the allowed transitions of a 409) and headers
 /// (e.g. `Retry-After` of a 429).
@@ -36,6 +38,25 @@ impl ApiError {
 
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
+    /// A 503 for a record the bus did not acknowledge: the body's `written`
+    /// (`"no"` or `"maybe"`) tells the client whether a plain retry is safe.
+    /// `what` names the record ("message", "change"), `effect` what landing means
+    /// ("delivered", "applied").
+    pub fn not_acknowledged(e: &BusError, what: &str, effect: &str) -> ApiError {
+        let advice = match e {
+            BusError::NotWritten(_) => {
+                format!("The {what} was not written and will not be {effect}: retrying is safe")
+            }
+            BusError::MaybeWritten(_) => format!(
+                "The {what} may have been written and may still be {effect}: a retry may repeat it"
+            ),
+        };
+        ApiError::unavailable(format!(
+            "Kafka did not acknowledge the {what} ({e}). {advice}"
+        ))
+        .with_extra(json!({ "written": e.written() }))
     }
 
     pub fn with_extra(mut self, extra: Value) -> ApiError {

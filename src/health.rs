@@ -96,24 +96,32 @@ impl Readiness {
 }
 
 /// 200 when every configured backing service answers; otherwise 503 naming the
-/// first one that does not.
+/// first one that does not. Either way the body lists the Kafka partitions that
+/// take no writes (`unwritable`), when some do not: a partition down is 200, since
+/// every instance shares it and the other partitions' users are served; only a
+/// bus that takes no writes at all is 503 (`bus::kafka::writable`).
 async fn ready(probes: &Probes) -> Answer {
-    let (kafka, store) = tokio::join!(probes.bus.ready(), probes.store.ping());
-    let failure = match (kafka, store) {
-        (Err(why), _) => Some(("kafka", why)),
+    let store = probes.store.ping().await;
+    let bus = probes.bus.ready();
+    let failure = match (bus.not_ready, store) {
+        (Some(why), _) => Some(("kafka", why)),
         (_, Err(why)) => Some(("dynamodb", why.to_string())),
         _ => None,
     };
-    match failure {
-        None => (StatusCode::OK, axum::Json(json!({ "status": "ready" }))),
+    let (status, mut body) = match failure {
+        None => (StatusCode::OK, json!({ "status": "ready" })),
         Some((service, why)) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({
+            json!({
                 "error": format!("{service} is not ready: {why}"),
                 "service": service,
-            })),
+            }),
         ),
+    };
+    if !bus.unwritable.is_empty() {
+        body["unwritable"] = json!(bus.unwritable);
     }
+    (status, axum::Json(body))
 }
 
 async fn metrics(State(metrics): State<Arc<Metrics>>) -> Response {

@@ -141,6 +141,7 @@ async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow::Res
         Some(brokers) => Bus::Kafka(Arc::new(KafkaBus::new(brokers, config.topics())?)),
         None => Bus::Memory(MemoryBus::default()),
     };
+    bus.watch_writability(metrics.clone(), shutdown.clone());
     let store: Arc<dyn ReportStore> = match &config.dynamodb_endpoint {
         Some(endpoint) => {
             let client = dynamodb::client(endpoint).await;

@@ -45,17 +45,19 @@ async fn main() -> anyhow::Result<()> {
             );
             if let Some(brokers) = &config.kafka_brokers {
                 let bus = sse_server::bus::KafkaBus::new(brokers, config.topics())?;
-                let created = bus.create_all_topics().await?;
-                for topic in config.topics() {
-                    let state = if created.contains(&topic.name) {
+                for topic in bus.create_all_topics().await? {
+                    let state = if topic.created {
                         "created"
                     } else {
                         "already exists"
                     };
                     println!(
-                        "topic {} ({} partitions) {state} at {brokers}",
-                        topic.name, topic.partitions
+                        "topic {} ({} partitions, {} replicas, min.insync.replicas={}) {state} at {brokers}",
+                        topic.name, topic.partitions, topic.replicas, topic.min_insync
                     );
+                    for warning in topic.warnings() {
+                        println!("WARNING: {warning}");
+                    }
                 }
             }
             if let Some(endpoint) = &config.dynamodb_endpoint {

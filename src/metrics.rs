@@ -48,6 +48,7 @@ pub struct Metrics {
     pub kafka_consumed: Family<TopicLabel, Counter>,
     pub kafka_malformed: Family<TopicLabel, Counter>,
     pub kafka_consumer_lag: Family<ReaderLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub kafka_unwritable_partitions: Family<TopicLabel, Gauge>,
     pub v4_commands_rejected: Family<ReasonLabel, Counter>,
     pub v4_commands_swept: Counter,
     pub dynamodb_errors: Counter,
@@ -87,6 +88,11 @@ impl Metrics {
             "kafka_consumer_lag",
             "Seconds a Kafka reader is behind: the age of the record it is handling (0 when idle)",
             m.kafka_consumer_lag.clone(),
+        );
+        r.register(
+            "kafka_unwritable_partitions",
+            "Partitions of a topic that take no writes now (leader unreachable, or too few in-sync replicas reachable)",
+            m.kafka_unwritable_partitions.clone(),
         );
         r.register(
             "v4_commands_rejected",

@@ -155,11 +155,7 @@ async fn publish(channel: &Channel, username: &str, text: &str) -> Result<Respon
         .bus
         .publish(topic, Some(username), payload.as_bytes())
         .await
-        .map_err(|e| {
-            ApiError::unavailable(format!(
-                "Kafka did not acknowledge the message in time ({e}). If the broker received it, it is still delivered; check that the broker is running and retry"
-            ))
-        })?;
+        .map_err(|e| ApiError::not_acknowledged(&e, "message", "delivered"))?;
     let local = channel
         .hub
         .connection_count((username != EVERYONE).then_some(username));

@@ -53,7 +53,7 @@ impl MemoryBus {
             reader
                 .send(record.clone())
                 .await
-                .map_err(|_| BusError::Unavailable("the server is shutting down".into()))?;
+                .map_err(|_| BusError::NotWritten("the server is shutting down".into()))?;
         }
         Ok((0, offset))
     }

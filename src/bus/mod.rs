@@ -26,15 +26,46 @@ use crate::metrics::Metrics;
 
 pub use group::{FanOut, Group, ReadingFrom};
 pub use handler::Failure;
-pub use kafka::{KafkaBus, produce_lines};
+pub use kafka::{KafkaBus, TopicState, Unwritable, produce_lines};
 pub use memory::MemoryBus;
 pub use readers::{LAG_LIMIT, ReaderHealth, Readers};
 pub use record::Record;
 
+/// Why a publish was not acknowledged, and so whether the record may still land.
+///
+/// A client retries safely only after [`BusError::NotWritten`]; after
+/// [`BusError::MaybeWritten`] the record may be delivered later (a broker appended
+/// it, then the acknowledgement was lost or came too late), so a blind retry could
+/// deliver it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
+    /// Surely not written: no broker took it (no leader, too few in-sync replicas
+    /// before the append, the queue full, shutting down).
+    #[error("the message bus did not take the record: {0}")]
+    NotWritten(String),
+    /// Sent, but not acknowledged in time: it may have been written.
     #[error("the message bus did not acknowledge the record in time: {0}")]
-    Unavailable(String),
+    MaybeWritten(String),
+}
+
+impl BusError {
+    /// The answer's `written` field: `"no"` or `"maybe"` (docs/openapi.json).
+    pub fn written(&self) -> &'static str {
+        match self {
+            BusError::NotWritten(_) => "no",
+            BusError::MaybeWritten(_) => "maybe",
+        }
+    }
+}
+
+/// What `/readyz` reports of the bus.
+#[derive(Debug, Default)]
+pub struct BusReadiness {
+    /// Why this instance should take no traffic, if it should not.
+    pub not_ready: Option<String>,
+    /// Partitions that take no writes now, while others do: the users whose
+    /// messages go there are refused, everyone else is served.
+    pub unwritable: Vec<Unwritable>,
 }
 
 #[derive(Clone)]
@@ -100,12 +131,23 @@ impl Bus {
         }
     }
 
-    /// `Err` names what is not ready (broker unreachable, a reader down, catching
-    /// up or behind).
-    pub async fn ready(&self) -> Result<(), String> {
+    /// What keeps this instance from serving (no partition takes writes, a reader
+    /// down, catching up or behind), and the partitions that take no writes.
+    pub fn ready(&self) -> BusReadiness {
         match self {
-            Bus::Memory(bus) => bus.readers().problem().map_or(Ok(()), Err),
-            Bus::Kafka(bus) => bus.ready().await,
+            Bus::Memory(bus) => BusReadiness {
+                not_ready: bus.readers().problem(),
+                unwritable: Vec::new(),
+            },
+            Bus::Kafka(bus) => bus.ready(),
+        }
+    }
+
+    /// Keeps the bus's view of which partitions take writes current, until
+    /// `shutdown` (Kafka only: the in-process bus always takes writes).
+    pub fn watch_writability(&self, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+        if let Bus::Kafka(bus) = self {
+            bus.watch_writability(metrics, shutdown);
         }
     }
 

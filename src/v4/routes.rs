@@ -197,17 +197,9 @@ async fn change(
     let payload = serde_json::to_vec(&command).expect("a StatusChange always serializes");
     board
         .bus
-        .publish(
-            &board.command_topic,
-            Some(&report_id.to_string()),
-            &payload,
-        )
+        .publish(&board.command_topic, Some(&report_id.to_string()), &payload)
         .await
-        .map_err(|e| {
-            ApiError::unavailable(format!(
-                "Kafka did not acknowledge the change in time ({e}). If the broker received it, it is still applied; check that the broker is running and retry (a change already applied gets 409)"
-            ))
-        })?;
+        .map_err(|e| ApiError::not_acknowledged(&e, "change", "applied"))?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({

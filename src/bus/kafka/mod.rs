@@ -15,29 +15,42 @@ mod producer;
 mod reader;
 mod stall;
 mod topics;
+mod writable;
 
 use std::sync::RwLock;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{FutureProducer, Producer};
 
-use super::Readers;
+use dashmap::DashMap;
+
+use super::{BusReadiness, Readers};
 use crate::config::Topic;
 
 pub use producer::produce_lines;
+pub use topics::TopicState;
+pub use writable::Unwritable;
 
 pub struct KafkaBus {
     brokers: String,
     /// The server's topics, created with these partitions when missing.
     topics: Vec<Topic>,
     /// Replaced when librdkafka reports a fatal error (see `producer`).
-    producer: RwLock<FutureProducer>,
+    producer: RwLock<producer::KafkaProducer>,
     /// Unique per process: names this instance's own consumer group.
     instance: String,
     /// Every reader's health, for readiness and the lag gauge.
     readers: Readers,
+    /// Each topic's `min.insync.replicas`, learnt when it is created or checked.
+    min_insync: DashMap<String, i32>,
+    /// Which partitions take writes, as last checked (`watch_writability`).
+    writability: writable::Writability,
 }
+
+/// How long a request may wait for a broker's answer (see `client_config`).
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often every client refreshes the cluster's metadata (see `client_config`).
+const METADATA_REFRESH: Duration = Duration::from_secs(3);
 
 fn client_config(brokers: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
@@ -46,6 +59,18 @@ fn client_config(brokers: &str) -> ClientConfig {
         .set("client.id", "sse-server")
         .set("reconnect.backoff.max.ms", "2000")
         .set("socket.connection.setup.timeout.ms", "5000")
+        // A hung broker (paused, or cut off) answers nothing: after this, a request
+        // to it fails and the client asks the cluster again, so a produce is sent
+        // again within its PUBLISH_TIMEOUT and a fetch moves to the new leader
+        // instead of waiting librdkafka's 60 s default.
+        .set("socket.timeout.ms", SOCKET_TIMEOUT.as_millis().to_string())
+        // Leadership moves without an error reaching a client whose requests to
+        // the old leader just hang: metadata asked this often finds the new leader
+        // (librdkafka's default is 5 minutes). A few small requests per minute.
+        .set(
+            "topic.metadata.refresh.interval.ms",
+            METADATA_REFRESH.as_millis().to_string(),
+        )
         // Small records, sent at once: Nagle's algorithm would hold them back.
         .set("socket.nagle.disable", "true");
     config
@@ -60,24 +85,23 @@ impl KafkaBus {
             producer: RwLock::new(producer::new_producer(brokers)?),
             instance: uuid::Uuid::new_v4().simple().to_string(),
             readers: Readers::default(),
+            min_insync: DashMap::new(),
+            writability: writable::Writability::default(),
         })
     }
 
-    pub async fn ready(&self) -> Result<(), String> {
-        let producer = self.producer();
-        let metadata = tokio::task::spawn_blocking(move || {
-            producer
-                .client()
-                .fetch_metadata(None, Duration::from_secs(2))
-                .map(|_| ())
-        })
-        .await;
-        match metadata {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("Kafka at {} does not answer: {e}", self.brokers)),
-            Err(e) => return Err(format!("Kafka check failed: {e}")),
+    /// What keeps this instance from serving, and which partitions take no
+    /// writes (see `writable`).
+    pub fn ready(&self) -> BusReadiness {
+        let writes = self.writability.state();
+        let not_ready = writes
+            .none_writable
+            .map(|why| format!("Kafka at {} takes no writes: {why}", self.brokers))
+            .or_else(|| self.readers.problem());
+        BusReadiness {
+            not_ready,
+            unwritable: writes.unwritable,
         }
-        self.readers.problem().map_or(Ok(()), Err)
     }
 
     pub fn readers(&self) -> &Readers {
@@ -97,6 +121,7 @@ mod test_support {
         let topic = Topic {
             name: format!("{prefix}-{}", uuid::Uuid::new_v4().simple()),
             partitions,
+            replicas: None,
         };
         let bus = KafkaBus::new(&brokers, vec![topic.clone()]).expect("bus");
         bus.create_all_topics().await.expect("topic");

@@ -1,21 +1,69 @@
 //! Publishing. The producer is idempotent (`enable.idempotence`), so a retried
-//! send neither duplicates nor reorders records of a partition; a producer that
+//! send neither duplicates nor reorders records of a partition. A record that is
+//! not acknowledged is reported as surely not written or as maybe written
+//! ([`BusError`]), from librdkafka's own record status. A producer that
 //! librdkafka declares failed for good (a fatal error) is replaced by a new one on
 //! the next publish or readiness check, so the server never needs a restart to
 //! publish again.
 
 use std::time::Duration;
 
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::bindings::{rd_kafka_message_status, rd_kafka_msg_status_t};
+use rdkafka::client::ClientContext;
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Message};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use tokio::sync::oneshot;
 
 use super::{KafkaBus, client_config};
 use crate::bus::BusError;
 use crate::lock::ReadWriteLocked;
 
-/// How long a publish may wait for the broker's acknowledgement.
-const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a publish may wait for the broker's acknowledgement. Longer than a
+/// replicated cluster takes to move a dead or hung leader's partitions (the
+/// broker's session timeout, 6 s in `scripts/kafka/cluster.properties`, then a
+/// metadata refresh), so losing one broker of three slows publishes but refuses
+/// none; short enough that every answer leaves within 10 s.
+pub(super) const PUBLISH_TIMEOUT: Duration = Duration::from_secs(9);
 
-pub(super) fn new_producer(brokers: &str) -> anyhow::Result<FutureProducer> {
+/// The producer every publish goes through.
+pub(super) type KafkaProducer = ThreadedProducer<Acknowledgements>;
+
+/// What a publish waits for: where the record was written, or why not.
+type Acknowledgement = Result<(i32, i64), BusError>;
+
+/// Hands each record's outcome to the publish waiting for it, telling a record
+/// that surely was not written from one that may have been
+/// (`rd_kafka_message_status`), which the futures-based producer does not expose.
+pub(super) struct Acknowledgements;
+
+impl ClientContext for Acknowledgements {}
+
+impl ProducerContext for Acknowledgements {
+    type DeliveryOpaque = Box<oneshot::Sender<Acknowledgement>>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, waiting: Self::DeliveryOpaque) {
+        let outcome = match result {
+            Ok(message) => Ok((message.partition(), message.offset())),
+            Err((e, message)) if surely_not_written(message) => {
+                Err(BusError::NotWritten(e.to_string()))
+            }
+            Err((e, _)) => Err(BusError::MaybeWritten(e.to_string())),
+        };
+        // The publish may have gone (its request was cancelled): nobody to tell.
+        let _ = waiting.send(outcome);
+    }
+}
+
+/// librdkafka's own verdict on a failed record: `NOT_PERSISTED` when no broker
+/// can have appended it (never sent, or refused before the append).
+fn surely_not_written(message: &BorrowedMessage<'_>) -> bool {
+    // SAFETY: the message is alive for the duration of the delivery callback,
+    // and the call only reads its status.
+    let status = unsafe { rd_kafka_message_status(message.ptr()) };
+    status == rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_NOT_PERSISTED
+}
+
+pub(super) fn new_producer(brokers: &str) -> anyhow::Result<KafkaProducer> {
     Ok(client_config(brokers)
         .set(
             "message.timeout.ms",
@@ -26,13 +74,13 @@ pub(super) fn new_producer(brokers: &str) -> anyhow::Result<FutureProducer> {
         // partition's records in the order sent: no duplicates, no overtaking.
         .set("enable.idempotence", "true")
         .set("linger.ms", "1")
-        .create()?)
+        .create_with_context(Acknowledgements)?)
 }
 
 impl KafkaBus {
     /// The current producer; first replaces it when librdkafka has declared it
     /// failed for good (an idempotent producer whose state it cannot recover).
-    pub(super) fn producer(&self) -> FutureProducer {
+    pub(super) fn producer(&self) -> KafkaProducer {
         let current = self.producer.reading().clone();
         let Some((code, why)) = current.client().fatal_error() else {
             return current;
@@ -56,20 +104,28 @@ impl KafkaBus {
         slot.clone()
     }
 
+    /// Publishes and waits for the acknowledgement of every in-sync replica; says
+    /// whether a record that was not acknowledged may still have been written.
     pub async fn publish(
         &self,
         topic: &str,
         key: Option<&str>,
         payload: &[u8],
     ) -> Result<(i32, i64), BusError> {
-        let mut record = FutureRecord::to(topic).payload(payload);
+        let (acknowledged, outcome) = oneshot::channel();
+        let mut record = BaseRecord::with_opaque_to(topic, Box::new(acknowledged)).payload(payload);
         if let Some(key) = key {
             record = record.key(key);
         }
-        match self.producer().send(record, PUBLISH_TIMEOUT).await {
-            Ok(delivery) => Ok((delivery.partition, delivery.offset)),
-            Err((e, _)) => Err(BusError::Unavailable(e.to_string())),
-        }
+        // Refused before it was queued (queue full, unknown topic): never sent.
+        self.producer()
+            .send(record)
+            .map_err(|(e, _)| BusError::NotWritten(e.to_string()))?;
+        outcome.await.unwrap_or_else(|_| {
+            Err(BusError::MaybeWritten(
+                "the producer was closed before the broker answered".into(),
+            ))
+        })
     }
 }
 
@@ -100,7 +156,7 @@ mod tests {
 
     /// Puts `producer` in the state an idempotent producer reaches when librdkafka
     /// cannot recover its sequence numbers, through librdkafka's own test hook.
-    fn make_fatal(producer: &FutureProducer) {
+    fn make_fatal(producer: &KafkaProducer) {
         let reason = c"test: the producer failed for good";
         // SAFETY: the client pointer is alive (`producer` holds it) and `reason` is
         // a NUL-terminated string that outlives the call, which copies it.
