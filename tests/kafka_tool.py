@@ -23,6 +23,12 @@ Usage:
         record). Exit 1 if fewer than N records arrived.
     kafka_tool.py topics BROKERS
         Print "TOPIC PARTITIONS" for every topic.
+    kafka_tool.py brokers BROKERS [--timeout S]
+        Print how many brokers the cluster's metadata lists (the registered, unfenced
+        ones); scripts/services.sh waits for 3 after starting its three-node cluster.
+    kafka_tool.py leader BROKERS TOPIC PARTITION [--timeout S]
+        Print the node id that leads the partition now (-1: none); exit 1 when the
+        topic or partition does not exist.
 
 BROKERS is a comma-separated bootstrap list such as 127.0.0.1:9092.
 """
@@ -172,6 +178,26 @@ def cmd_topics(args):
     return 0
 
 
+def cmd_brokers(args):
+    md = _metadata(_admin(args.brokers), args.timeout)
+    print(len(md.brokers))
+    return 0
+
+
+def cmd_leader(args):
+    md = _metadata(_admin(args.brokers), args.timeout)
+    topic = md.topics.get(args.topic)
+    if topic is None or topic.error is not None:
+        _err("no topic %s (%s)" % (args.topic, topic.error if topic else "not in the metadata"))
+        return 1
+    partition = topic.partitions.get(args.partition)
+    if partition is None:
+        _err("topic %s has no partition %d" % (args.topic, args.partition))
+        return 1
+    print(partition.leader)
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(
         prog="kafka_tool.py",
@@ -207,6 +233,18 @@ def main(argv=None):
     s.add_argument("brokers")
     s.add_argument("--timeout", type=float, default=10.0)
     s.set_defaults(fn=cmd_topics)
+
+    s = sub.add_parser("brokers", help="print how many brokers the metadata lists")
+    s.add_argument("brokers")
+    s.add_argument("--timeout", type=float, default=10.0)
+    s.set_defaults(fn=cmd_brokers)
+
+    s = sub.add_parser("leader", help="print the node id leading a partition")
+    s.add_argument("brokers")
+    s.add_argument("topic")
+    s.add_argument("partition", type=int)
+    s.add_argument("--timeout", type=float, default=10.0)
+    s.set_defaults(fn=cmd_leader)
 
     args = p.parse_args(argv)
     try:

@@ -72,6 +72,8 @@ async fn kafka_and_dynamodb_outages() {
         body["error"].as_str().is_some_and(|e| e.contains("Kafka")),
         "{body}"
     );
+    // No broker to send it to: librdkafka never sent it.
+    assert_eq!(body["written"], "no", "{body}");
     services("up", "kafka");
     server.wait_ready().await;
 
@@ -122,7 +124,7 @@ async fn kafka_and_dynamodb_outages() {
 /// The longest a request may take to be refused while a service hangs.
 const REFUSED_WITHIN: Duration = Duration::from_secs(10);
 /// How long a paused service stays paused: longer than every timeout of the
-/// producer (5 s) and of the DynamoDB client (4 s).
+/// producer (8 s) and of the DynamoDB client (4 s).
 const PAUSE: Duration = Duration::from_secs(13);
 /// How soon after the resume everything must work again.
 const RECOVERED_WITHIN: Duration = Duration::from_secs(30);
@@ -135,14 +137,16 @@ const STREAM_AFTER_RESUME: Duration = Duration::from_secs(30);
 
 /// Sends `request`; it must be answered (whatever the status) within
 /// [`REFUSED_WITHIN`]. Returns the status and how long the answer took.
-async fn answered(request: reqwest::RequestBuilder) -> (u16, Duration) {
+async fn answered(request: reqwest::RequestBuilder) -> (u16, Duration, Value) {
     let started = Instant::now();
     let response = request
         .timeout(REFUSED_WITHIN)
         .send()
         .await
         .expect("an answer within 10 s (the server must not hang on a paused service)");
-    (response.status().as_u16(), started.elapsed())
+    let code = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (code, started.elapsed(), body)
 }
 
 /// Polls `check` until it holds, failing after [`RECOVERED_WITHIN`]; returns how
@@ -189,16 +193,26 @@ async fn kafka_paused(server: &TestServer, brokers: &str, v3_topic: &str) {
 
     services("pause", "kafka");
     let paused_at = Instant::now();
-    let (code, took) = answered(
+    let (code, took, body) = answered(
         http.post(server.url(&format!("/v3/message?username={user}")))
             .body("while paused"),
     )
     .await;
     assert_eq!(code, 503, "POST /v3/message while Kafka is paused");
-    eprintln!("kafka paused: POST /v3/message answered {code} in {took:?}");
-    let (code, took) = answered(change(&report_id, "queued")).await;
+    let message_written = body["written"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        ["no", "maybe"].contains(&message_written.as_str()),
+        "a refused publish says whether it may land: {body}"
+    );
+    eprintln!("kafka paused: POST /v3/message answered {code} in {took:?}: {body}");
+    let (code, took, body) = answered(change(&report_id, "queued")).await;
     assert_eq!(code, 503, "PUT /v4/report while Kafka is paused");
-    eprintln!("kafka paused: PUT /v4/report answered {code} in {took:?}");
+    let change_written = body["written"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        ["no", "maybe"].contains(&change_written.as_str()),
+        "a refused change says whether it may land: {body}"
+    );
+    eprintln!("kafka paused: PUT /v4/report answered {code} in {took:?}: {body}");
     eventually("/readyz to name Kafka while it is paused", || async {
         let (code, body) = readyz(server).await;
         code == 503 && body.contains("kafka")
@@ -236,7 +250,13 @@ async fn kafka_paused(server: &TestServer, brokers: &str, v3_topic: &str) {
         resumed_at.elapsed()
     );
     if got.data == "while paused" {
-        eprintln!("kafka resumed: the POST refused with 503 was delivered after all");
+        assert_eq!(
+            message_written, "maybe",
+            "a message answered `written: no` must never be delivered"
+        );
+        eprintln!(
+            "kafka resumed: the POST refused with 503 (maybe written) was delivered after all"
+        );
         got = v3.next_within(STREAM_AFTER_RESUME).await;
     }
     assert_eq!(got.data, "after the pause");
@@ -259,7 +279,13 @@ async fn kafka_paused(server: &TestServer, brokers: &str, v3_topic: &str) {
         match event.event.as_str() {
             "new_report" => break data["reportId"].as_str().expect("id").to_owned(),
             "report_status_update" if data["id"] == report_id.as_str() => {
-                eprintln!("kafka resumed: the change refused with 503 was applied after all");
+                assert_eq!(
+                    change_written, "maybe",
+                    "a change answered `written: no` must never be applied"
+                );
+                eprintln!(
+                    "kafka resumed: the change refused with 503 (maybe written) was applied after all"
+                );
             }
             other => panic!("unexpected {other} event: {data}"),
         }
@@ -291,10 +317,10 @@ async fn dynamodb_paused(server: &TestServer) {
 
     services("pause", "dynamodb");
     let paused_at = Instant::now();
-    let (code, took) = answered(create()).await;
+    let (code, took, _) = answered(create()).await;
     assert_eq!(code, 503, "POST /v4/new/report while DynamoDB is paused");
     eprintln!("dynamodb paused: POST /v4/new/report answered {code} in {took:?}");
-    let (code, took) = answered(http.get(server.url("/readyz"))).await;
+    let (code, took, _) = answered(http.get(server.url("/readyz"))).await;
     assert_eq!(code, 503, "/readyz while DynamoDB is paused");
     eprintln!("dynamodb paused: /readyz answered {code} in {took:?}");
     tokio::time::sleep(PAUSE.saturating_sub(paused_at.elapsed())).await;

@@ -23,7 +23,7 @@ use crate::lock::ReadWriteLocked;
 /// broker's session timeout, 6 s in `scripts/kafka/cluster.properties`, then a
 /// metadata refresh), so losing one broker of three slows publishes but refuses
 /// none; short enough that every answer leaves within 10 s.
-pub(super) const PUBLISH_TIMEOUT: Duration = Duration::from_secs(9);
+pub(super) const PUBLISH_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// The producer every publish goes through.
 pub(super) type KafkaProducer = ThreadedProducer<Acknowledgements>;
