@@ -132,7 +132,7 @@ prereqs_maven() {
 
 # The virtual environment's packages all import (checked before pip is asked anything).
 prereqs_venv_complete() {
-    "$PREREQS_VENV/bin/python" -c 'import confluent_kafka, boto3, jwt, cryptography, schemathesis' >/dev/null 2>&1
+    "$PREREQS_VENV/bin/python" -c 'import confluent_kafka, boto3, jwt, cryptography, schemathesis, aiohttp' >/dev/null 2>&1
 }
 
 # Creates .local/venv when missing (or broken, e.g. its base Python was removed) and
