@@ -68,6 +68,11 @@ pub enum Command {
 /// Everything the server needs to start. `Default` is the embedded setup tests use.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
+    /// Log lines as plain text (colour only on a terminal, and never with
+    /// `NO_COLOR` set) or one JSON object per line, for a log collector.
+    #[arg(long, env = "SSE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Address to listen on.
     #[arg(long, env = "SSE_BIND", default_value = "127.0.0.1:3000")]
     pub bind: SocketAddr,
@@ -209,6 +214,13 @@ pub struct Config {
     /// Directory with the built dashboard (`frontend/dist`), served at `/`.
     #[arg(long, env = "SSE_STATIC_DIR", default_value = "frontend/dist")]
     pub static_dir: PathBuf,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// A Kafka topic of the server, and the partitions and replicas it is created with.

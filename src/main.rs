@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use sse_server::config::{Cli, Command};
+use sse_server::config::{Cli, Command, LogFormat};
 
 /// jemalloc, with a background thread purging pages unused for a second, returns
 /// the memory of closed connections to the OS within seconds; glibc malloc keeps
@@ -22,13 +22,27 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub static JEMALLOC_OPTIONS: &[u8; 63] =
     b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000\0";
 
+/// Logs to standard output at the `SSE_LOG` filter (default `info`): colour only
+/// when it is a terminal and `NO_COLOR` is unset, so a file or a journal gets plain
+/// text; one JSON object per line with `--log-format json`.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = std::env::var("SSE_LOG").unwrap_or_else(|_| "info".to_owned());
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => {
+            let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(colour).init();
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let filter = std::env::var("SSE_LOG").unwrap_or_else(|_| "info".to_owned());
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    init_logging(cli.config.log_format);
     let config = cli.config;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
