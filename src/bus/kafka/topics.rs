@@ -100,15 +100,9 @@ impl KafkaBus {
                 Err((topic, e)) => anyhow::bail!("cannot create topic {topic}: {e}"),
             }
         }
-        let metadata = self.metadata().await?;
+        let replicas = self.replicas_of(topics).await?;
         let mut states = Vec::new();
-        for topic in topics {
-            let replicas = metadata
-                .topics()
-                .iter()
-                .find(|t| t.name() == topic.name)
-                .and_then(|t| t.partitions().iter().map(|p| p.replicas().len()).min())
-                .map_or(0, |r| i32::try_from(r).unwrap_or(i32::MAX));
+        for (topic, replicas) in topics.iter().zip(replicas) {
             let min_insync = min_insync_replicas(&admin, &topic.name).await;
             self.min_insync.insert(topic.name.clone(), min_insync);
             states.push(TopicState {
@@ -122,6 +116,32 @@ impl KafkaBus {
             });
         }
         Ok(states)
+    }
+
+    /// The fewest replicas any partition of each topic has. A topic just created
+    /// may take a moment to appear in every broker's metadata: asked again for up
+    /// to [`ADMIN_TIMEOUT`] until each shows all its partitions.
+    async fn replicas_of(&self, topics: &[Topic]) -> anyhow::Result<Vec<i32>> {
+        let deadline = tokio::time::Instant::now() + ADMIN_TIMEOUT;
+        loop {
+            let metadata = self.metadata().await?;
+            let found: Vec<Option<i32>> = topics
+                .iter()
+                .map(|topic| {
+                    let t = metadata.topics().iter().find(|t| t.name() == topic.name)?;
+                    let partitions = t.partitions();
+                    if i32::try_from(partitions.len()).ok()? < topic.partitions {
+                        return None;
+                    }
+                    let fewest = partitions.iter().map(|p| p.replicas().len()).min()?;
+                    i32::try_from(fewest).ok().filter(|&r| r > 0)
+                })
+                .collect();
+            if found.iter().all(Option::is_some) || tokio::time::Instant::now() >= deadline {
+                return Ok(found.into_iter().map(|r| r.unwrap_or(0)).collect());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// The cluster's brokers and topics.
