@@ -207,6 +207,7 @@ async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow::Res
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
         history_window: config.history_window,
+        repeats: Default::default(),
     });
     let v4 = Arc::new(v4::Board {
         bus: bus.clone(),

@@ -47,6 +47,7 @@ pub struct Metrics {
     pub overflow_closed: Family<VersionLabel, Counter>,
     pub kafka_consumed: Family<TopicLabel, Counter>,
     pub kafka_malformed: Family<TopicLabel, Counter>,
+    pub kafka_repeated: Family<TopicLabel, Counter>,
     pub kafka_consumer_lag: Family<ReaderLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub kafka_unwritable_partitions: Family<TopicLabel, Gauge>,
     pub v4_commands_rejected: Family<ReasonLabel, Counter>,
@@ -83,6 +84,11 @@ impl Metrics {
             "kafka_records_malformed",
             "Kafka records skipped as malformed",
             m.kafka_malformed.clone(),
+        );
+        r.register(
+            "kafka_records_repeated",
+            "Copies of a Kafka record already handled, skipped (a producer retry appended twice)",
+            m.kafka_repeated.clone(),
         );
         r.register(
             "kafka_consumer_lag",
@@ -128,6 +134,15 @@ impl Metrics {
     /// Counts a record of `topic` skipped as malformed.
     pub fn malformed(&self, topic: &str) {
         self.kafka_malformed
+            .get_or_create(&TopicLabel {
+                topic: topic.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a copy of a record already handled, skipped.
+    pub fn repeated(&self, topic: &str) {
+        self.kafka_repeated
             .get_or_create(&TopicLabel {
                 topic: topic.to_owned(),
             })

@@ -6,7 +6,7 @@
 //! reserved. Malformed records are logged, counted and skipped; they never stop
 //! ingest.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -18,9 +18,10 @@ use axum::routing::post;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Caller;
-use crate::bus::{Bus, FanOut, Record};
+use crate::bus::{Bus, FanOut, Record, Repeats};
 use crate::channels::{accepted_at, message_text, stream_route};
 use crate::error::ApiError;
+use crate::lock::Locked;
 use crate::metrics::Metrics;
 use crate::sse::{Streams, UserHub};
 use crate::user::UserQuery;
@@ -39,6 +40,8 @@ pub struct Channel {
     pub shutdown: CancellationToken,
     /// How far back the reader starts (`--history-window`).
     pub history_window: Duration,
+    /// What the topic reader delivered lately, to skip copies of a record.
+    pub repeats: Mutex<Repeats>,
 }
 
 pub fn routes<S>() -> Router<S>
@@ -99,6 +102,17 @@ pub(crate) fn parse(payload: &[u8]) -> Result<(&str, &str), Malformed> {
 
 fn deliver(channel: &Channel, record: Record) {
     let position = record.position();
+    if !channel.repeats.locked().first_copy(&record) {
+        channel.hub.skip(position);
+        tracing::debug!(
+            topic = channel.topic,
+            partition = record.partition,
+            offset = record.offset,
+            "skipping a copy of a record already delivered"
+        );
+        channel.metrics.repeated(&channel.topic);
+        return;
+    }
     match parse(&record.payload) {
         Ok((EVERYONE, message)) => {
             channel.hub.broadcast(None, message, Some(position));

@@ -43,6 +43,7 @@ impl MemoryBus {
             partition: 0,
             offset,
             timestamp_ms: None,
+            id: None,
         };
         let readers = self
             .readers

@@ -14,6 +14,7 @@ mod kafka;
 mod memory;
 mod readers;
 mod record;
+mod repeats;
 mod supervisor;
 
 use std::future::Future;
@@ -29,7 +30,8 @@ pub use handler::Failure;
 pub use kafka::{KafkaBus, TopicState, Unwritable, produce_lines};
 pub use memory::MemoryBus;
 pub use readers::{LAG_LIMIT, ReaderHealth, Readers};
-pub use record::Record;
+pub use record::{ID_HEADER, Record};
+pub use repeats::Repeats;
 
 /// Why a publish was not acknowledged, and so whether the record may still land.
 ///

@@ -8,7 +8,15 @@ pub struct Record {
     pub offset: i64,
     /// When the record was written (ms since the epoch), when the bus knows.
     pub timestamp_ms: Option<i64>,
+    /// The [`ID_HEADER`] the publisher gave it, if any.
+    pub id: Option<String>,
 }
+
+/// The Kafka header naming a record uniquely. This server gives every record it
+/// publishes one, so that a reader can tell a record appended twice (a producer
+/// retry the broker did not recognise, see `bus::repeats`) from two records that
+/// say the same thing.
+pub const ID_HEADER: &str = "message-id";
 
 impl Record {
     /// Where the record sits, as the SSE layer orders events.

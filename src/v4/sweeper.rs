@@ -203,6 +203,7 @@ mod tests {
             partition: 0,
             offset,
             timestamp_ms: None,
+            id: None,
         }
     }
 

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use rdkafka::bindings::{rd_kafka_message_status, rd_kafka_msg_status_t};
 use rdkafka::client::ClientContext;
-use rdkafka::message::{BorrowedMessage, DeliveryResult, Message};
+use rdkafka::message::{BorrowedMessage, DeliveryResult, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use tokio::sync::oneshot;
 
 use super::{KafkaBus, client_config};
-use crate::bus::BusError;
+use crate::bus::{BusError, ID_HEADER};
 use crate::lock::ReadWriteLocked;
 
 /// How long a publish may wait for the broker's acknowledgement. Longer than a
@@ -113,7 +113,14 @@ impl KafkaBus {
         payload: &[u8],
     ) -> Result<(i32, i64), BusError> {
         let (acknowledged, outcome) = oneshot::channel();
-        let mut record = BaseRecord::with_opaque_to(topic, Box::new(acknowledged)).payload(payload);
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let headers = OwnedHeaders::new().insert(Header {
+            key: ID_HEADER,
+            value: Some(&id),
+        });
+        let mut record = BaseRecord::with_opaque_to(topic, Box::new(acknowledged))
+            .payload(payload)
+            .headers(headers);
         if let Some(key) = key {
             record = record.key(key);
         }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use tokio_util::sync::CancellationToken;
 
 use super::fan_out::{CatchUp, Start, assign_from};
@@ -19,7 +19,7 @@ use super::{KafkaBus, client_config};
 use crate::backoff::Backoff;
 use crate::bus::handler::handle_until_done;
 use crate::bus::supervisor::supervise;
-use crate::bus::{Failure, Group, ReaderHealth, Record};
+use crate::bus::{Failure, Group, ID_HEADER, ReaderHealth, Record};
 use crate::lock::Locked;
 use crate::metrics::{Metrics, TopicLabel};
 
@@ -186,6 +186,16 @@ impl Reader {
         if fan_out {
             *handled.locked() = Some(catch_up.starts.clone());
         }
+        /// The record's [`ID_HEADER`], when it has one in UTF-8.
+        fn record_id(message: &impl Message) -> Option<String> {
+            let headers = message.headers()?;
+            headers
+                .iter()
+                .find(|h| h.key == ID_HEADER)
+                .and_then(|h| std::str::from_utf8(h.value?).ok())
+                .map(str::to_owned)
+        }
+
         #[cfg(test)]
         tests::stall_if_asked(&topic, &consumer);
         let caught_up_after = |records: u64| {
@@ -243,6 +253,7 @@ impl Reader {
                         partition: message.partition(),
                         offset: message.offset(),
                         timestamp_ms: message.timestamp().to_millis(),
+                        id: record_id(&message),
                     };
                     let (partition, offset) = (record.partition, record.offset);
                     health.handling(record.timestamp_ms);
