@@ -23,8 +23,13 @@
 #   4. a smoke run of the load tool (zero loss, no duplicates), when bench/ exists, and
 #      the report generator's checks (scripts/test_bench_report.py)
 #
+#   5. Kafka as a cluster: three KRaft nodes (scripts/services.sh up --kafka-nodes 3),
+#      the single-fault goals (chaos/scenarios.py) and a seeded nemesis run of about
+#      two minutes (chaos/nemesis.py --quick, docs/RELIABILITY.md)
+#
 # SSE_TEST_SKIP_OUTAGES=1 leaves out tests/outages.rs, which stops and restarts the
 # local services: for a machine where others use the same broker at the same time.
+# SSE_TEST_SKIP_CLUSTER=1 leaves out step 5, which does the same with the cluster.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -107,6 +112,21 @@ fi
 if [ -f bench/Cargo.toml ]; then
     step "load tool smoke run"
     scripts/bench.sh --smoke
+fi
+
+if [ "${SSE_TEST_SKIP_CLUSTER:-0}" = 1 ]; then
+    echo "SSE_TEST_SKIP_CLUSTER=1: leaving out the three-node Kafka cluster checks"
+else
+    step "Kafka as a cluster: three nodes, the single-fault goals, a short seeded nemesis run"
+    # The cluster takes the single node's ports: the single node stops first, and
+    # comes back after when it was running before this script.
+    scripts/services.sh down kafka
+    scripts/services.sh up kafka --kafka-nodes 3
+    "$SSE_TEST_PYTHON" -m unittest discover -s chaos -p 'test_*.py'
+    "$SSE_TEST_PYTHON" chaos/scenarios.py --out .local/chaos/test-scenarios
+    "$SSE_TEST_PYTHON" chaos/nemesis.py run --seed 1 --quick --out .local/chaos/test-quick
+    scripts/services.sh down kafka
+    if [[ " ${started[*]} " != *" kafka "* ]]; then scripts/services.sh up kafka; fi
 fi
 
 step "benchmark report: scripts/bench_report.py on hand-made results"
