@@ -211,6 +211,11 @@ pub struct Config {
     #[arg(long, env = "SSE_MAX_REPORTS_PER_USER", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_reports_per_user: u64,
 
+    /// After SIGTERM, how long the server keeps serving while `/readyz` answers
+    /// 503, so proxies move traffic away before it stops accepting (src/drain.rs).
+    #[arg(long, env = "SSE_DRAIN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub drain_grace: Duration,
+
     /// Directory with the built dashboard (`frontend/dist`), served at `/`.
     #[arg(long, env = "SSE_STATIC_DIR", default_value = "frontend/dist")]
     pub static_dir: PathBuf,

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::bus::Bus;
+use crate::drain::Stop;
 use crate::metrics::Metrics;
 use crate::v4::store::ReportStore;
 
@@ -33,6 +34,8 @@ const OPENAPI: &str = include_str!("../docs/openapi.json");
 pub struct Probes {
     pub bus: Bus,
     pub store: Arc<dyn ReportStore>,
+    /// Draining or stopping: not ready, whatever the services say.
+    pub stop: Stop,
 }
 
 pub fn routes<S>() -> Router<S>
@@ -47,6 +50,10 @@ where
         .route(
             "/readyz",
             get(move |State(probes): State<Probes>| async move {
+                // Not from the cache: a drain is told at once.
+                if probes.stop.leaving() {
+                    return leaving().into_response();
+                }
                 readiness.answer(|| ready(&probes)).await.into_response()
             }),
         )
@@ -93,6 +100,17 @@ impl Readiness {
         *last = Some((Instant::now(), answer.clone()));
         answer
     }
+}
+
+/// 503 while the server drains or stops (src/drain.rs).
+fn leaving() -> Answer {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({
+            "error": "this instance is shutting down (draining): send new requests to another",
+            "service": "server",
+        })),
+    )
 }
 
 /// 200 when every configured backing service answers; otherwise 503 naming the

@@ -19,6 +19,7 @@ pub mod bus;
 mod channels;
 pub mod config;
 mod dashboard;
+mod drain;
 mod error;
 /// Property checks over the parsers, for `fuzz/` (feature `fuzzing`) and the
 /// unit tests; not an API.
@@ -61,8 +62,7 @@ use crate::v4::store::ReportStore;
 
 /// Request bodies above this are refused with 413.
 const BODY_LIMIT: usize = 64 * 1024;
-/// How long open streams get to finish after a shutdown signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+pub use drain::Stop;
 
 /// The router's state: the substates, each handed to the handlers that need it
 /// (axum's `FromRef`, below), so no handler reaches more than it uses. Only this
@@ -86,6 +86,8 @@ struct Substates {
     probes: health::Probes,
     /// Cancelled on shutdown: ends every stream and consumer.
     shutdown: CancellationToken,
+    /// Whether the server drains or stops (for the `Connection: close` layer).
+    stop: Stop,
 }
 
 /// `impl FromRef<AppState>` for each substate: a clone of its field.
@@ -110,12 +112,14 @@ substates! {
     v4: Arc<v4::Board>,
     v4_quotas: Quotas,
     probes: health::Probes,
+    stop: Stop,
 }
 
 /// Connects the configured backing services (or their in-memory stand-ins) and
 /// starts the background readers. Nothing here waits for Kafka: consumers retry
 /// until the broker answers, and `/readyz` says when they do.
-async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow::Result<AppState> {
+async fn build_state(config: Config, stop: Stop) -> anyhow::Result<AppState> {
+    let shutdown = stop.now.clone();
     let metrics = Arc::new(Metrics::new());
     let hub_limits = HubLimits::from_config(&config);
     if hub_limits.effective_queue() < hub_limits.queue {
@@ -230,6 +234,7 @@ async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow::Res
             settings: StreamSettings {
                 retry: Duration::from_millis(config.retry_ms),
                 keep_alive: config.keep_alive(),
+                shutdown: shutdown.clone(),
             },
         },
         cors_origins: config.cors_origins,
@@ -241,8 +246,13 @@ async fn build_state(config: Config, shutdown: CancellationToken) -> anyhow::Res
         v3,
         v4,
         v4_quotas,
-        probes: health::Probes { bus, store },
+        probes: health::Probes {
+            bus,
+            store,
+            stop: stop.clone(),
+        },
         shutdown,
+        stop,
     }));
     v3::start_consumer(&app.0.v3);
     v4::start(&app.0.v4);
@@ -310,7 +320,11 @@ fn router(app: AppState) -> Router {
             app.0.metrics.clone(),
             metrics::count_requests,
         ))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            app.0.stop.clone(),
+            drain::close_connections,
+        ));
     if !app.0.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = app
             .0
@@ -360,25 +374,31 @@ fn server_settings(config: &Config) -> server::ServerSettings {
     }
 }
 
-/// Serves until `shutdown` is cancelled, then gives open streams a moment to end.
-pub async fn serve(
-    listener: TcpListener,
-    config: Config,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+/// Serves until `stop` says so: after a drain of `--drain-grace` (SIGTERM), or
+/// at once; then gives open connections [`drain::EXIT_WITHIN`] to end
+/// (src/drain.rs has the whole sequence).
+pub async fn serve(listener: TcpListener, config: Config, stop: Stop) -> anyhow::Result<()> {
     let settings = server_settings(&config);
-    let app = build_state(config, shutdown.clone()).await?;
+    let grace = config.drain_grace;
+    let app = build_state(config, stop.clone()).await?;
     tracing::info!("listening on http://{}", listener.local_addr()?);
     let server = tokio::spawn(server::run(
         listener,
         router(app),
         settings,
-        shutdown.clone(),
+        stop.now.clone(),
     ));
-    shutdown.cancelled().await;
-    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-        Ok(result) => result?,
-        Err(_) => tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway"),
+    tokio::spawn(stop.clone().drain_then_stop(grace));
+    stop.now.cancelled().await;
+    match tokio::time::timeout(drain::EXIT_WITHIN, server).await {
+        Ok(result) => {
+            result?;
+            tracing::info!("every connection ended; exiting");
+        }
+        Err(_) => tracing::warn!(
+            "connections still open {:?} after the stop; exiting anyway",
+            drain::EXIT_WITHIN
+        ),
     }
     Ok(())
 }

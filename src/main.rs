@@ -4,9 +4,9 @@
 use anyhow::Context as _;
 use clap::Parser;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+use sse_server::Stop;
 use sse_server::config::{Cli, Command, LogFormat};
 
 /// jemalloc, with a background thread purging pages unused for a second, returns
@@ -48,9 +48,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => {
             raise_open_files_limit();
             let listener = TcpListener::bind(config.bind).await?;
-            let shutdown = CancellationToken::new();
-            tokio::spawn(cancel_on_signal(shutdown.clone()));
-            sse_server::serve(listener, config, shutdown).await
+            let stop = Stop::default();
+            tokio::spawn(stop_on_signals(stop.clone()));
+            sse_server::serve(listener, config, stop).await
         }
         Command::Init => {
             anyhow::ensure!(
@@ -126,22 +126,24 @@ fn raise_open_files_limit() {
     }
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM: stop accepting and end every stream.
-async fn cancel_on_signal(shutdown: CancellationToken) {
+/// SIGINT (Ctrl-C) or SIGTERM: drain, then stop (src/drain.rs); a second one:
+/// stop now.
+async fn stop_on_signals(stop: Stop) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(term) => term,
         Err(e) => {
             tracing::warn!("cannot listen for SIGTERM: {e}");
             let _ = tokio::signal::ctrl_c().await;
-            shutdown.cancel();
+            stop.now.cancel();
             return;
         }
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    for token in [&stop.drain, &stop.now] {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        token.cancel();
     }
-    tracing::info!("shutting down");
-    shutdown.cancel();
 }

@@ -8,7 +8,8 @@
 //!
 //! 1. its source ends: the hub closes a connection's queue when it overflows
 //!    (`hub`), when its connection's handle is closed, and for every connection
-//!    at shutdown (`UserHub::close_all`);
+//!    at shutdown (`UserHub::close_all`), when the stream's last bytes are a
+//!    `retry:` drawn at random (`crate::drain`), so clients come back spread out;
 //! 2. the caller's token expires ([`Lifetime::expiry`]): the client reconnects
 //!    with a fresh token and resumes by `Last-Event-ID`;
 //! 3. the server shuts down, for a stream no hub holds (/v1,
@@ -43,6 +44,9 @@ use crate::limits::{StreamLimits, StreamPermit};
 pub struct StreamSettings {
     pub retry: Duration,
     pub keep_alive: Duration,
+    /// The server's stop: a stream that ends with it first tells its client to
+    /// come back soon, at a random moment ([`crate::drain`]).
+    pub shutdown: CancellationToken,
 }
 
 /// What opening a stream takes: a permit under the open-stream caps, and the
@@ -125,6 +129,8 @@ where
         shutdown: lifetime
             .shutdown
             .map(|token| Box::pin(token.cancelled_owned())),
+        server_stop: settings.shutdown.clone(),
+        ended: false,
         _permit: lifetime.permit,
     };
     let mut response = Body::from_stream(stream.map(Ok::<_, Infallible>)).into_response();
@@ -145,6 +151,9 @@ struct EventStream<S> {
     keep_alive: Interval,
     expiry: Option<Pin<Box<Sleep>>>,
     shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    server_stop: CancellationToken,
+    /// The stream's last bytes have been handed out.
+    ended: bool,
     _permit: StreamPermit,
 }
 
@@ -163,6 +172,19 @@ impl<S> EventStream<S> {
     }
 }
 
+impl<S> EventStream<S> {
+    /// Ends the stream: when the server is stopping, with a last `retry:` drawn
+    /// at random first, so its client comes back soon but not with everyone else.
+    fn end(&mut self) -> Poll<Option<Bytes>> {
+        if self.ended || !self.server_stop.is_cancelled() {
+            self.ended = true;
+            return Poll::Ready(None);
+        }
+        self.ended = true;
+        Poll::Ready(Some(retry(crate::drain::retry_after_stop())))
+    }
+}
+
 impl<S: Stream<Item = Bytes> + Unpin> Stream for EventStream<S> {
     type Item = Bytes;
 
@@ -170,12 +192,12 @@ impl<S: Stream<Item = Bytes> + Unpin> Stream for EventStream<S> {
         if let Some(bytes) = self.prelude.next() {
             return Poll::Ready(Some(bytes));
         }
-        if self.over(cx) {
-            return Poll::Ready(None);
+        if self.ended || self.over(cx) {
+            return self.end();
         }
         match self.live.poll_next_unpin(cx) {
             Poll::Ready(Some(bytes)) => return Poll::Ready(Some(bytes)),
-            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Ready(None) => return self.end(),
             Poll::Pending => {}
         }
         match self.keep_alive.poll_tick(cx) {
@@ -191,10 +213,11 @@ mod tests {
 
     use super::*;
 
-    fn settings() -> StreamSettings {
+    fn settings(shutdown: &CancellationToken) -> StreamSettings {
         StreamSettings {
             retry: Duration::from_millis(2000),
             keep_alive: Duration::from_secs(3600),
+            shutdown: shutdown.clone(),
         }
     }
 
@@ -202,8 +225,15 @@ mod tests {
     /// lifetime does (the test times out otherwise).
     async fn body_until_its_end(lifetime: Lifetime) -> Bytes {
         let never = futures_util::stream::pending::<Bytes>();
+        body_of(never, lifetime, &CancellationToken::new()).await
+    }
+
+    async fn body_of<S>(live: S, lifetime: Lifetime, shutdown: &CancellationToken) -> Bytes
+    where
+        S: Stream<Item = Bytes> + Send + Unpin + 'static,
+    {
         let prelude = vec![Bytes::from_static(b"data: replayed\n\n")];
-        let response = sse_response(&settings(), prelude, never, lifetime);
+        let response = sse_response(&settings(shutdown), prelude, live, lifetime);
         let body = response.into_body().collect();
         tokio::time::timeout(Duration::from_secs(10), body)
             .await
@@ -238,9 +268,58 @@ mod tests {
             expiry: None,
             shutdown: Some(shutdown.clone()),
         };
-        let body = tokio::spawn(body_until_its_end(lifetime));
+        let never = futures_util::stream::pending::<Bytes>();
+        let token = shutdown.clone();
+        let body = tokio::spawn(async move { body_of(never, lifetime, &token).await });
         shutdown.cancel();
         let body = body.await.expect("stream task");
+        let text = std::str::from_utf8(&body).expect("UTF-8");
+        let farewell = text
+            .strip_prefix("retry: 2000\n\ndata: replayed\n\n")
+            .expect("the prelude first");
+        assert_farewell(farewell);
+    }
+
+    /// A `retry:` drawn within the stop's bounds, and nothing else.
+    fn assert_farewell(text: &str) {
+        let ms: u64 = text
+            .strip_prefix("retry: ")
+            .and_then(|t| t.strip_suffix("\n\n"))
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("a last retry, not {text:?}"));
+        assert!(crate::drain::RETRY_AFTER_STOP.contains(&ms), "{ms}");
+    }
+
+    #[tokio::test]
+    async fn a_stream_its_hub_ends_at_the_stop_says_when_to_come_back() {
+        let limits = StreamLimits::new(1, 1);
+        let lifetime = Lifetime {
+            permit: limits.admit("a").expect("admitted"),
+            expiry: None,
+            shutdown: None,
+        };
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        // The hub closed the queue: the source ends.
+        let closed = futures_util::stream::empty::<Bytes>();
+        let body = body_of(closed, lifetime, &shutdown).await;
+        let text = std::str::from_utf8(&body).expect("UTF-8");
+        assert_farewell(
+            text.strip_prefix("retry: 2000\n\ndata: replayed\n\n")
+                .expect("prelude"),
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_ends_while_the_server_runs_adds_nothing() {
+        let limits = StreamLimits::new(1, 1);
+        let lifetime = Lifetime {
+            permit: limits.admit("a").expect("admitted"),
+            expiry: None,
+            shutdown: None,
+        };
+        let closed = futures_util::stream::empty::<Bytes>();
+        let body = body_of(closed, lifetime, &CancellationToken::new()).await;
         assert_eq!(&body[..], b"retry: 2000\n\ndata: replayed\n\n");
     }
 }

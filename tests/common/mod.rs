@@ -113,7 +113,11 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(sse_server::serve(listener, config, shutdown.clone()));
+        let stop = sse_server::Stop {
+            now: shutdown.clone(),
+            ..Default::default()
+        };
+        let task = tokio::spawn(sse_server::serve(listener, config, stop));
         let server = TestServer {
             base,
             shutdown,
