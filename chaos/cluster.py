@@ -171,7 +171,9 @@ class Cluster:
         binary = server_binary()
         self.services = services
         self.instances = [
-            Instance(i, free_port(), os.path.join(run_dir, f"instance-{i}.log"), binary)
+            # A short drain: a rolling restart still drains, in seconds, not tens.
+            Instance(i, free_port(), os.path.join(run_dir, f"instance-{i}.log"), binary,
+                     extra_args=["--drain-grace", "2s"])
             for i in range(count)
         ]
         # Broker state a fault changed and has not yet restored.

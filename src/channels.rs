@@ -57,8 +57,9 @@ where
               Query(query): Query<UserQuery>| async move {
             let username = query.username(&caller)?;
             let permit = streams.limits.admit(&username)?;
-            let mut subscription =
-                hub_of(&channel).subscribe(&username, last.as_deref(), Some(connection));
+            let hub = hub_of(&channel);
+            hub.caught_up().await;
+            let mut subscription = hub.subscribe(&username, last.as_deref(), Some(connection));
             // A `reset` when the id cannot be resumed exactly, else the missed events.
             let prelude = subscription.take_prelude(last.as_deref());
             let lifetime = Lifetime {

@@ -211,6 +211,15 @@ pub struct Config {
     #[arg(long, env = "SSE_MAX_REPORTS_PER_USER", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_reports_per_user: u64,
 
+    /// How long an `Idempotency-Key` is remembered (its first answer replayed).
+    #[arg(long, env = "SSE_IDEMPOTENCY_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub idempotency_window: Duration,
+
+    /// Memory the remembered answers of `Idempotency-Key` requests may use; past
+    /// it the oldest are forgotten.
+    #[arg(long, env = "SSE_IDEMPOTENCY_BYTES", default_value = "32MiB")]
+    pub idempotency_bytes: bytesize::ByteSize,
+
     /// After SIGTERM, how long the server keeps serving while `/readyz` answers
     /// 503, so proxies move traffic away before it stops accepting (src/drain.rs).
     #[arg(long, env = "SSE_DRAIN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]

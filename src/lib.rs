@@ -27,6 +27,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod health;
+mod idempotency;
 mod limits;
 mod lock;
 mod metrics;
@@ -41,10 +42,10 @@ pub mod v4;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware;
+use axum::{Extension, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::CorsLayer;
@@ -88,6 +89,8 @@ struct Substates {
     shutdown: CancellationToken,
     /// Whether the server drains or stops (for the `Connection: close` layer).
     stop: Stop,
+    /// The answers kept for `Idempotency-Key` repeats (a request extension).
+    idempotency: Arc<idempotency::Idempotency>,
 }
 
 /// `impl FromRef<AppState>` for each substate: a clone of its field.
@@ -253,6 +256,10 @@ async fn build_state(config: Config, stop: Stop) -> anyhow::Result<AppState> {
         },
         shutdown,
         stop,
+        idempotency: Arc::new(idempotency::Idempotency::new(
+            config.idempotency_window,
+            usize::try_from(config.idempotency_bytes.as_u64()).unwrap_or(usize::MAX),
+        )),
     }));
     v3::start_consumer(&app.0.v3);
     v4::start(&app.0.v4);
@@ -321,6 +328,7 @@ fn router(app: AppState) -> Router {
             metrics::count_requests,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(Extension(app.0.idempotency.clone()))
         .layer(middleware::from_fn_with_state(
             app.0.stop.clone(),
             drain::close_connections,
@@ -340,6 +348,7 @@ fn router(app: AppState) -> Router {
                     header::AUTHORIZATION,
                     header::CONTENT_TYPE,
                     header::HeaderName::from_static("last-event-id"),
+                    idempotency::HEADER,
                 ]),
         );
     }

@@ -6,12 +6,14 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRef, Query, State};
+use axum::middleware::from_fn;
 use axum::response::Response;
 use axum::routing::post;
 
 use crate::auth::Caller;
 use crate::channels::{accepted_at, message_text, stream_route};
 use crate::error::ApiError;
+use crate::idempotency::remember;
 use crate::sse::{Streams, UserHub};
 use crate::user::UserQuery;
 
@@ -27,8 +29,8 @@ where
 {
     Router::new()
         .route("/v2/sse", stream_route(|channel: &Channel| &channel.0))
-        .route("/v2/message", post(message))
-        .route("/v2/broadcast", post(broadcast))
+        .route("/v2/message", post(message).layer(from_fn(remember)))
+        .route("/v2/broadcast", post(broadcast).layer(from_fn(remember)))
 }
 
 async fn message(

@@ -9,11 +9,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRef, Query, State};
+use axum::middleware::from_fn;
 use axum::response::Response;
 use axum::routing::post;
+use axum::{Extension, Router};
 
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +22,7 @@ use crate::auth::Caller;
 use crate::bus::{Bus, FanOut, Record, Repeats};
 use crate::channels::{accepted_at, message_text, stream_route};
 use crate::error::ApiError;
+use crate::idempotency::{RequestKey, remember};
 use crate::lock::Locked;
 use crate::metrics::Metrics;
 use crate::sse::{Streams, UserHub};
@@ -55,13 +57,17 @@ where
             "/v3/sse",
             stream_route(|channel: &Arc<Channel>| &channel.hub),
         )
-        .route("/v3/message", post(message))
-        .route("/v3/broadcast", post(broadcast))
+        .route("/v3/message", post(message).layer(from_fn(remember)))
+        .route("/v3/broadcast", post(broadcast).layer(from_fn(remember)))
 }
 
 /// Starts this instance's reader of the v3 topic.
 pub fn start_consumer(channel: &Arc<Channel>) {
     let reader = channel.clone();
+    channel.hub.fed_by({
+        let (bus, topic) = (channel.bus.clone(), channel.topic.clone());
+        move || bus.caught_up(&topic)
+    });
     channel.bus.consume(
         &channel.topic,
         FanOut::group(channel.history_window, {
@@ -137,6 +143,7 @@ async fn message(
     State(channel): State<Arc<Channel>>,
     caller: Caller,
     Query(query): Query<UserQuery>,
+    key: Option<Extension<RequestKey>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     caller.may_publish()?;
@@ -147,27 +154,39 @@ async fn message(
         ));
     }
     let text = message_text(&body)?;
-    publish(&channel, &username, text).await
+    publish(&channel, &username, text, key).await
 }
 
 async fn broadcast(
     State(channel): State<Arc<Channel>>,
     caller: Caller,
+    key: Option<Extension<RequestKey>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     caller.may_publish()?;
     let text = message_text(&body)?;
-    publish(&channel, EVERYONE, text).await
+    publish(&channel, EVERYONE, text, key).await
 }
 
 /// Publishes `username:text` keyed by username (one user's messages stay in order
-/// on one partition) and replies once the broker acknowledged it.
-async fn publish(channel: &Channel, username: &str, text: &str) -> Result<Response, ApiError> {
+/// on one partition) and replies once the broker acknowledged it. A request with
+/// an `Idempotency-Key` names its record after it, so a repeat published by any
+/// instance is dropped by every reader.
+async fn publish(
+    channel: &Channel,
+    username: &str,
+    text: &str,
+    key: Option<Extension<RequestKey>>,
+) -> Result<Response, ApiError> {
     let payload = format!("{username}:{text}");
     let topic = &channel.topic;
+    let id = key
+        .map_or_else(uuid::Uuid::new_v4, |k| k.0.id)
+        .simple()
+        .to_string();
     let (partition, offset) = channel
         .bus
-        .publish(topic, Some(username), payload.as_bytes())
+        .publish_as(topic, Some(username), &id, payload.as_bytes())
         .await
         .map_err(|e| ApiError::not_acknowledged(&e, "message", "delivered"))?;
     let local = channel

@@ -113,9 +113,14 @@ async fn produce(config: &Config, key: &str, payloads: &[Vec<u8>]) {
     )
     .expect("producer");
     for payload in payloads {
-        bus.publish(&config.v4_command_topic, Some(key), payload)
-            .await
-            .expect("produce");
+        bus.publish(
+            &config.v4_command_topic,
+            Some(key),
+            &uuid::Uuid::new_v4().to_string(),
+            payload,
+        )
+        .await
+        .expect("produce");
     }
 }
 

@@ -35,6 +35,7 @@ impl MemoryBus {
         // One partition, so the key (which orders a report's records on Kafka)
         // changes nothing here.
         _key: Option<&str>,
+        id: &str,
         payload: &[u8],
     ) -> Result<(i32, i64), BusError> {
         let offset = self.offsets.fetch_add(1, Ordering::Relaxed);
@@ -43,7 +44,7 @@ impl MemoryBus {
             partition: 0,
             offset,
             timestamp_ms: None,
-            id: None,
+            id: Some(id.to_owned()),
         };
         let readers = self
             .readers
@@ -143,7 +144,9 @@ mod tests {
                 Ok::<(), Failure>(())
             }
         });
-        bus.publish("t", None, b"one").await.expect("publish");
+        bus.publish("t", None, "id-1", b"one")
+            .await
+            .expect("publish");
         let problem = tokio::time::timeout(Duration::from_secs(5), async {
             loop {
                 if let Some(problem) = bus.readers().problem() {

@@ -78,16 +78,30 @@ pub enum Bus {
 
 impl Bus {
     /// Publishes and waits until the record is durably accepted; returns where it
-    /// was written (partition, offset).
+    /// was written (partition, offset). The record gets a fresh id.
     pub async fn publish(
         &self,
         topic: &str,
         key: Option<&str>,
         payload: &[u8],
     ) -> Result<(i32, i64), BusError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.publish_as(topic, key, &id, payload).await
+    }
+
+    /// Publishes a record named `id` ([`ID_HEADER`]): a reader that has handled a
+    /// record of that id drops this one (`repeats`), so publishing the same
+    /// request again (an `Idempotency-Key` retry, on any instance) delivers once.
+    pub async fn publish_as(
+        &self,
+        topic: &str,
+        key: Option<&str>,
+        id: &str,
+        payload: &[u8],
+    ) -> Result<(i32, i64), BusError> {
         match self {
-            Bus::Memory(bus) => bus.publish(topic, key, payload).await,
-            Bus::Kafka(bus) => bus.publish(topic, key, payload).await,
+            Bus::Memory(bus) => bus.publish(topic, key, id, payload).await,
+            Bus::Kafka(bus) => bus.publish(topic, key, id, payload).await,
         }
     }
 

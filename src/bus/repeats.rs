@@ -74,12 +74,14 @@ impl Repeats {
 fn fingerprint(record: &Record) -> u64 {
     let mut hasher = DefaultHasher::new();
     record.partition.hash(&mut hasher);
-    match &record.id {
-        Some(id) => id.hash(&mut hasher),
-        None => {
-            record.timestamp_ms.hash(&mut hasher);
+    match (&record.id, record.timestamp_ms) {
+        (Some(id), _) => id.hash(&mut hasher),
+        (None, Some(time)) => {
+            time.hash(&mut hasher);
             record.payload.hash(&mut hasher);
         }
+        // Nothing to know a copy by: every record is its own.
+        (None, None) => record.offset.hash(&mut hasher),
     }
     hasher.finish()
 }
@@ -118,6 +120,14 @@ mod tests {
         let mut other_partition = record(5, 1002, None, "bob:hi");
         other_partition.partition = 1;
         assert!(repeats.first_copy(&other_partition));
+        let mut no_time = record(6, 0, None, "bob:hi");
+        no_time.timestamp_ms = None;
+        assert!(repeats.first_copy(&no_time.clone()));
+        no_time.offset = 7;
+        assert!(
+            repeats.first_copy(&no_time),
+            "without id or time, never a copy"
+        );
     }
 
     #[test]

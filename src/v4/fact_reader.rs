@@ -30,6 +30,10 @@ const REMEMBERED_FACTS: usize = 100_000;
 pub fn start_consumer(board: &Arc<Board>, outcome_seen: impl Fn(Uuid) + Send + Sync + 'static) {
     let seen = Arc::new(Mutex::new(RecentIds::new(REMEMBERED_FACTS)));
     let reader = board.clone();
+    board.hub.fed_by({
+        let (bus, topic) = (board.bus.clone(), board.event_topic.clone());
+        move || bus.caught_up(&topic)
+    });
     board.bus.consume(
         &board.event_topic,
         FanOut::group(board.history_window, {

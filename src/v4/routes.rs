@@ -15,9 +15,10 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRef, Query, State};
 use axum::http::StatusCode;
+use axum::middleware::from_fn;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
@@ -29,6 +30,7 @@ use super::report::{Report, Status};
 use super::store::{Created, StatusChange, StoreError};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::idempotency::{RequestKey, remember};
 use crate::server::ConnectionHandle;
 use crate::sse::{LastEventId, Lifetime, Streams, frame, sse_response};
 use crate::user::UserIdQuery;
@@ -50,9 +52,9 @@ where
     Streams: FromRef<S>,
 {
     Router::new()
-        .route("/v4/new/report", post(create))
+        .route("/v4/new/report", post(create).layer(from_fn(remember)))
         .route("/v4/reports", get(list))
-        .route("/v4/report", put(change))
+        .route("/v4/report", put(change).layer(from_fn(remember)))
         .route("/v4/sse", get(stream))
 }
 
@@ -73,9 +75,20 @@ async fn create(
     State(quotas): State<Quotas>,
     caller: Caller,
     Query(query): Query<UserIdQuery>,
+    key: Option<Extension<RequestKey>>,
 ) -> Result<Response, ApiError> {
     let user_id = query.user_id(&caller)?;
-    let report = Report::new(user_id);
+    let mut report = Report::new(user_id);
+    // With an Idempotency-Key the report's id comes from it: a repeat sent to
+    // another instance finds the report the first one stored.
+    if let Some(Extension(key)) = key {
+        report.report_id = key.id;
+        if let Some(stored) = board.store.get(key.id).await.map_err(store_down)?
+            && stored.user_id == user_id
+        {
+            return Ok((StatusCode::CREATED, Json(stored)).into_response());
+        }
+    }
     let limit = quotas.max_reports;
     if let Created::LimitReached { count } = board
         .store
@@ -135,6 +148,7 @@ async fn change(
     State(board): State<Arc<Board>>,
     caller: Caller,
     Query(query): Query<UserIdQuery>,
+    key: Option<Extension<RequestKey>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let user_id = query.user_id(&caller)?;
@@ -184,7 +198,9 @@ async fn change(
             .with_extra(json!({ "current": from, "allowed": allowed })));
     }
     let command = StatusChange {
-        command_id: Uuid::new_v4(),
+        // With an Idempotency-Key the command's id comes from it: a repeat is the
+        // same command, applied once (the report keeps its applied command ids).
+        command_id: key.map_or_else(Uuid::new_v4, |k| k.0.id),
         user_id,
         report_id,
         from,
@@ -223,6 +239,7 @@ async fn stream(
 ) -> Result<Response, ApiError> {
     let user_id = query.user_id(&caller)?;
     let permit = streams.limits.admit(&user_id.to_string())?;
+    board.hub.caught_up().await;
     let mut subscription =
         board
             .hub

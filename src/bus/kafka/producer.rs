@@ -104,19 +104,20 @@ impl KafkaBus {
         slot.clone()
     }
 
-    /// Publishes and waits for the acknowledgement of every in-sync replica; says
+    /// Publishes a record named `id` and waits for the acknowledgement of every
+    /// in-sync replica; says
     /// whether a record that was not acknowledged may still have been written.
     pub async fn publish(
         &self,
         topic: &str,
         key: Option<&str>,
+        id: &str,
         payload: &[u8],
     ) -> Result<(i32, i64), BusError> {
         let (acknowledged, outcome) = oneshot::channel();
-        let id = uuid::Uuid::new_v4().simple().to_string();
         let headers = OwnedHeaders::new().insert(Header {
             key: ID_HEADER,
-            value: Some(&id),
+            value: Some(id),
         });
         let mut record = BaseRecord::with_opaque_to(topic, Box::new(acknowledged))
             .payload(payload)
@@ -147,7 +148,8 @@ pub async fn produce_lines(brokers: &str, topic: &str, key: Option<&str>) -> any
         if line.last() == Some(&b'\r') {
             line.pop();
         }
-        if let Err(e) = bus.publish(topic, key, &line).await {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        if let Err(e) = bus.publish(topic, key, &id, &line).await {
             eprintln!("record not delivered: {e}");
             failed += 1;
         }
@@ -200,12 +202,12 @@ mod tests {
     async fn publishing_works_again_after_the_producer_failed_for_good() {
         let (bus, topic) = bus_with_fresh_topic("test-fatal", 1).await;
         let (_, first) = bus
-            .publish(&topic.name, None, b"before")
+            .publish(&topic.name, None, "before", b"before")
             .await
             .expect("publish");
         make_fatal(&bus.producer.reading().clone());
         let (_, second) = bus
-            .publish(&topic.name, None, b"after")
+            .publish(&topic.name, None, "after", b"after")
             .await
             .expect("publish after the fatal error");
         assert_eq!(second, first + 1);

@@ -342,9 +342,14 @@ mod tests {
         );
         let sent: Vec<String> = (0..6).map(|i| format!("record {i}")).collect();
         for (i, payload) in sent.iter().enumerate() {
-            bus.publish(&topic.name, Some(&format!("key {i}")), payload.as_bytes())
-                .await
-                .expect("publish");
+            bus.publish(
+                &topic.name,
+                Some(&format!("key {i}")),
+                payload,
+                payload.as_bytes(),
+            )
+            .await
+            .expect("publish");
         }
         let mut got = Vec::new();
         while got.len() < sent.len() {

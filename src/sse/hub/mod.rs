@@ -69,8 +69,8 @@ mod retention;
 mod subscription;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use prometheus_client::metrics::counter::Counter;
@@ -110,7 +110,14 @@ pub struct UserHub {
     /// Resolved once: a label lookup per delivery would cost more than the delivery.
     delivered: Counter,
     overflowed: Counter,
+    /// Whether the reader that feeds this hub has caught up with its topic; none
+    /// set: the hub is fed in process and always is.
+    fed: OnceLock<Box<dyn Fn() -> bool + Send + Sync>>,
 }
+
+/// The longest a new stream waits for the hub's reader to catch up (10 minutes
+/// of 1,000 records/s take about 5 s: docs/BENCHMARKS.md, `kafka-catchup`).
+pub const CATCH_UP_WAIT: Duration = Duration::from_secs(15);
 
 #[derive(Default)]
 struct UserState {
@@ -153,7 +160,29 @@ impl UserHub {
             metrics,
             delivered,
             overflowed,
+            fed: OnceLock::new(),
         })
+    }
+
+    /// Names the check that says whether the reader feeding this hub has caught
+    /// up with its topic (set once, by whoever starts the reader).
+    pub fn fed_by(&self, caught_up: impl Fn() -> bool + Send + Sync + 'static) {
+        let _ = self.fed.set(Box::new(caught_up));
+    }
+
+    /// Waits, at most [`CATCH_UP_WAIT`], until the reader feeding this hub has
+    /// caught up. A stream opened before would be judged against a history still
+    /// being rebuilt (an instance just started): a resume from another instance
+    /// would read as an unknown id, and a new stream would get the old records
+    /// being re-read as live events.
+    pub async fn caught_up(&self) {
+        let Some(caught_up) = self.fed.get() else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+        while !caught_up() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn uses_kafka_positions(&self) -> bool {
@@ -492,6 +521,47 @@ mod tests {
 
     fn text(b: &Bytes) -> String {
         String::from_utf8_lossy(b).into_owned()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_stream_waits_for_the_reader_to_catch_up_within_a_bound() {
+        use std::sync::atomic::AtomicBool;
+        let fed = hub(10, 10);
+        let reader_done = Arc::new(AtomicBool::new(false));
+        fed.fed_by({
+            let done = reader_done.clone();
+            move || done.load(Ordering::SeqCst)
+        });
+        let started = tokio::time::Instant::now();
+        let waiting = tokio::spawn({
+            let fed = fed.clone();
+            async move { fed.caught_up().await }
+        });
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(!waiting.is_finished(), "waits while the reader catches up");
+        reader_done.store(true, Ordering::SeqCst);
+        waiting.await.expect("wait");
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(3) && waited < Duration::from_secs(4),
+            "{waited:?}"
+        );
+
+        // A reader that never catches up holds a stream back no longer than the bound.
+        let stuck = hub(10, 10);
+        stuck.fed_by(|| false);
+        let started = tokio::time::Instant::now();
+        stuck.caught_up().await;
+        let waited = started.elapsed();
+        assert!(
+            waited >= CATCH_UP_WAIT && waited < CATCH_UP_WAIT + Duration::from_secs(1),
+            "{waited:?}"
+        );
+
+        // A hub fed in process never waits.
+        let started = tokio::time::Instant::now();
+        hub(10, 10).caught_up().await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
     fn send(hub: &UserHub, user: &str, data: &str) -> String {
