@@ -226,6 +226,9 @@ check_caddy() {
     fi
     local version out
     version=$("$caddy" version 2>/dev/null | awk '{print $1}')
+    # `go install` builds report "unknown"; the cached build is $CADDY_VERSION.
+    [ "${version:-unknown}" = unknown ] && [ "$caddy" = "$CACHE/peers/caddy-$CADDY_VERSION/caddy" ] &&
+        version="$CADDY_VERSION (go install)"
     # validate loads and provisions every module without starting the server; a
     # Caddyfile that is not in `caddy fmt` form is a warning, counted as a failure.
     out=$(cd "$TMP" && "$caddy" validate --config "$DEPLOY/Caddyfile" --adapter caddyfile 2>&1)
