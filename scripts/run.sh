@@ -11,6 +11,8 @@
 # usual package sources or named in one sentence.
 # Then: exec target/release/sse-server --bind "${SSE_BIND:-127.0.0.1:3000}"
 #       --static-dir frontend/dist "$@"   (extra arguments go to the binary).
+# `scripts/run.sh --tls` (first argument) serves https with a self-signed certificate
+# for localhost made by scripts/tls_cert.sh: browsers then use HTTP/2.
 #
 # With no --kafka-brokers / --dynamodb-endpoint (or SSE_KAFKA_BROKERS /
 # SSE_DYNAMODB_ENDPOINT) the server runs on its in-process bus and in-memory store; for
@@ -71,4 +73,13 @@ else
     echo "run.sh: no frontend/dist (no frontend/package.json); serving the API without the dashboard" >&2
 fi
 
-exec "$bin" --bind "${SSE_BIND:-127.0.0.1:3000}" "${static_args[@]}" "$@"
+# --tls: https (HTTP/2 and HTTP/1.1) with a self-signed certificate for localhost.
+tls_args=()
+if [ "${1:-}" = --tls ]; then
+    shift
+    tls=$(scripts/tls_cert.sh)
+    tls_args=(--tls-cert "$tls/cert.pem" --tls-key "$tls/key.pem")
+    echo "run.sh: serving https://localhost:${SSE_BIND##*:} with a self-signed certificate ($tls); the browser asks to accept it once" >&2
+fi
+
+exec "$bin" --bind "${SSE_BIND:-127.0.0.1:3000}" "${static_args[@]}" "${tls_args[@]}" "$@"

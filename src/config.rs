@@ -77,6 +77,15 @@ pub struct Config {
     #[arg(long, env = "SSE_BIND", default_value = "127.0.0.1:3000")]
     pub bind: SocketAddr,
 
+    /// PEM certificate chain: serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) instead of
+    /// plain HTTP. Needs `--tls-key`.
+    #[arg(long, env = "SSE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "SSE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Kafka bootstrap servers; without it an in-process bus is used.
     #[arg(long, env = "SSE_KAFKA_BROKERS")]
     pub kafka_brokers: Option<String>,

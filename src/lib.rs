@@ -355,8 +355,8 @@ fn router(app: AppState) -> Router {
     router.with_state(app)
 }
 
-/// The connection caps and deadlines of `config`.
-fn server_settings(config: &Config) -> server::ServerSettings {
+/// The connection caps, deadlines and TLS of `config`.
+fn server_settings(config: &Config) -> anyhow::Result<server::ServerSettings> {
     let max_connections = config
         .max_connections
         .map_or_else(limits::default_max_connections, |n| {
@@ -369,7 +369,7 @@ fn server_settings(config: &Config) -> server::ServerSettings {
         })
         .max(1);
     tracing::info!(max_connections, max_waiting, "open connection limits");
-    server::ServerSettings {
+    Ok(server::ServerSettings {
         socket: server::SocketSettings {
             deadlines: Arc::new(server::Deadlines {
                 header: config.header_timeout,
@@ -380,17 +380,26 @@ fn server_settings(config: &Config) -> server::ServerSettings {
             waiting: server::Waiting::new(max_waiting),
         },
         max_connections,
-    }
+        tls: match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(server::tls_acceptor(cert, key)?),
+            _ => None,
+        },
+    })
 }
 
 /// Serves until `stop` says so: after a drain of `--drain-grace` (SIGTERM), or
 /// at once; then gives open connections [`drain::EXIT_WITHIN`] to end
 /// (src/drain.rs has the whole sequence).
 pub async fn serve(listener: TcpListener, config: Config, stop: Stop) -> anyhow::Result<()> {
-    let settings = server_settings(&config);
+    let settings = server_settings(&config)?;
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let grace = config.drain_grace;
     let app = build_state(config, stop.clone()).await?;
-    tracing::info!("listening on http://{}", listener.local_addr()?);
+    tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
     let server = tokio::spawn(server::run(
         listener,
         router(app),

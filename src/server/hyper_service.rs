@@ -27,6 +27,16 @@ use tower::ServiceExt;
 use super::connection::ConnectionHandle;
 use super::socket::ClosableStream;
 
+/// What a connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Protocol {
+    /// HTTP/1.1, or HTTP/2 if it starts with the HTTP/2 preface (h2c).
+    Detect,
+    /// HTTP/2 only (TLS with ALPN `h2`): anything else ends the connection, as
+    /// RFC 9113 §3.4 asks of an invalid preface.
+    Http2,
+}
+
 /// Serves the rest of the connection with hyper (HTTP/1.1, or HTTP/2 with prior
 /// knowledge), as `axum::serve` would, with the connection's handle on every request.
 ///
@@ -39,6 +49,7 @@ pub(super) async fn serve_with_hyper<S>(
     router: Router,
     body_timeout: Duration,
     shutdown: CancellationToken,
+    protocol: Protocol,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -69,16 +80,30 @@ pub(super) async fn serve_with_hyper<S>(
             }))
         }
     });
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let connection =
-        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        _ = shutdown.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    if protocol == Protocol::Http2 {
+        builder = builder.http2_only();
+    }
+    let (io, service) = (TokioIo::new(io), TowerToHyperService::new(service));
+    // Each arm drives its connection until it ends, or ends it gracefully at
+    // shutdown; the two connection types differ.
+    macro_rules! drive {
+        ($connection:expr) => {{
+            let connection = $connection;
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => result,
+                _ = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            }
+        }};
+    }
+    let result = match protocol {
+        Protocol::Detect => drive!(builder.serve_connection_with_upgrades(io, service)),
+        // `http2_only` holds only without upgrades.
+        Protocol::Http2 => drive!(builder.serve_connection(io, service)),
     };
     if let Err(e) = result {
         tracing::trace!("connection ended: {e}");

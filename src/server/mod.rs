@@ -30,6 +30,7 @@ mod response;
 #[cfg(test)]
 mod scripted;
 mod socket;
+mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,6 +41,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -49,16 +51,20 @@ pub(crate) use head::Head;
 use head::read_head;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use head::{MAX_HEADERS, STREAM_PATHS, parse_head};
-use hyper_service::serve_with_hyper;
+use hyper_service::{Protocol, serve_with_hyper};
 use response::Ending;
 use socket::ClosableStream;
 
 /// How the server treats connections (from the flags).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServerSettings {
     pub socket: SocketSettings,
     pub max_connections: usize,
+    /// Set: every connection is TLS (`--tls-cert`, `--tls-key`).
+    pub tls: Option<TlsAcceptor>,
 }
+
+pub use tls::acceptor as tls_acceptor;
 
 /// The answer to a connection past `--max-connections` (or accepted with the
 /// last file descriptor): written in one go, then the socket is closed.
@@ -111,8 +117,12 @@ pub async fn run(
                 let counted = Open(open.clone());
                 let (router, shutdown, watch) = (router.clone(), shutdown.clone(), open_rx.clone());
                 let body_timeout = settings.socket.deadlines.body;
+                let tls = settings.tls.clone();
                 tokio::spawn(async move {
-                    serve_connection(io, router, body_timeout, shutdown).await;
+                    match tls {
+                        None => serve_connection(io, router, body_timeout, shutdown).await,
+                        Some(tls) => serve_tls(tls, io, router, body_timeout, shutdown).await,
+                    }
                     drop((counted, watch));
                 });
             }
@@ -132,6 +142,35 @@ pub async fn run(
     drop(open_rx);
     drop(listener);
     open_tx.closed().await;
+}
+
+/// Serves one TLS connection: the handshake, under the socket's deadlines (see
+/// `tls`), then the connection as a plain one is served, over the TLS stream.
+async fn serve_tls(
+    tls: TlsAcceptor,
+    io: ClosableStream,
+    router: Router,
+    body_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let (handle, deadlines) = (io.handle().clone(), io.deadlines().clone());
+    let handshake = tokio::select! {
+        handshake = tls.accept(io) => handshake,
+        _ = shutdown.cancelled() => return,
+    };
+    match handshake {
+        Ok(stream) => {
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            let io = ClosableStream::new(stream, handle, deadlines);
+            if h2 {
+                // Never the stream path: it reads HTTP/1.1 heads.
+                serve_with_hyper(io, router, body_timeout, shutdown, Protocol::Http2).await;
+            } else {
+                serve_connection(io, router, body_timeout, shutdown).await;
+            }
+        }
+        Err(e) => tracing::debug!("TLS handshake failed: {e}"),
+    }
 }
 
 /// Serves one connection: its first request on the stream path if it is a plain
@@ -182,7 +221,14 @@ async fn serve_connection<S>(
             _ => return,
         }
     }
-    Box::pin(serve_with_hyper(io, router, body_timeout, shutdown)).await;
+    Box::pin(serve_with_hyper(
+        io,
+        router,
+        body_timeout,
+        shutdown,
+        Protocol::Detect,
+    ))
+    .await;
 }
 
 #[cfg(test)]

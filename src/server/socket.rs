@@ -65,6 +65,11 @@ impl<S> ClosableStream<S> {
         &self.handle
     }
 
+    /// The connection's deadlines (for a layer over this socket, TLS).
+    pub fn deadlines(&self) -> &Arc<Deadlines> {
+        &self.deadlines
+    }
+
     /// Puts `bytes`, read from this socket earlier, back in front of what comes next.
     pub fn unread(&mut self, bytes: Bytes) {
         debug_assert!(self.read_ahead.is_empty(), "unread twice");
