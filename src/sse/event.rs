@@ -64,6 +64,12 @@ pub fn frame(id: &str, name: Option<&str>, data: &str) -> Bytes {
     buf.freeze()
 }
 
+/// A block with only an id: it sets the client's last event id and, having no
+/// data, fires no event (WHATWG HTML, "dispatch the event", steps 1 and 2).
+pub fn id_only(id: &str) -> Bytes {
+    Bytes::from(format!("id: {id}\n\n"))
+}
+
 /// SSE treats `\r\n`, `\r` and `\n` all as line ends; a stray `\r` inside a `data:`
 /// line would split it on the client. Normalising to `\n` keeps the message intact.
 pub fn normalize_newlines(text: &str) -> std::borrow::Cow<'_, str> {

@@ -18,8 +18,14 @@
 //! are swept one at a time, in topic order (only the oldest pending command of a
 //! report is ever due), so they are settled in the order they were accepted.
 //!
-//! Coverage: a new instance covers the commands of the last window; older ones are
-//! covered by the instances that were running when they were sent. Memory: at
+//! Coverage: a new instance covers the commands of the last window, less
+//! [`FACTS_FIRST`]; older ones are covered by the instances that were running when
+//! they were sent. The fact reader starts its own window at its own start, up to
+//! seconds later: a command read at the edge of the window whose outcome fell
+//! before the fact reader's start looked unsettled, and was settled again (the
+//! nemesis, docs/RELIABILITY.md: a change applied 10 minutes earlier, past the
+//! report's remembered command ids, re-announced as rejected). So the commands
+//! read are always newer than the facts read. Memory: at
 //! most [`MAX_PENDING`] commands wait at once (beyond that, new ones are left to
 //! the writers, with a warning).
 
@@ -38,6 +44,8 @@ use crate::lock::Locked;
 
 /// How long a command may wait for its outcome before this instance settles it.
 pub const SWEEP_AFTER: Duration = Duration::from_secs(4);
+/// How much later than the fact reader's window the commands read start.
+pub const FACTS_FIRST: Duration = Duration::from_secs(60);
 /// How often pending commands are looked at.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
 /// Commands pending at once on one instance, at most.
@@ -139,7 +147,7 @@ pub fn start(board: &Arc<Board>, sweeper: Arc<Sweeper>) {
     let reader = sweeper.clone();
     board.bus.consume(
         &board.command_topic,
-        FanOut::group(board.history_window, |_| {}),
+        FanOut::group(board.history_window.saturating_sub(FACTS_FIRST), |_| {}),
         board.metrics.clone(),
         board.shutdown.clone(),
         move |record| {

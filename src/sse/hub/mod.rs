@@ -223,7 +223,7 @@ impl UserHub {
         let now = self.cursor();
         let mut start =
             match last_event_id.map(|raw| subscription::resume_cursor(&self.ids, raw, &now)) {
-                None => Start::live(None),
+                None => Start::from_now(),
                 Some(Err(reason)) => Start::live(Some(reason)),
                 Some(Ok(cursor)) => {
                     let everyone = self.everyone.locked();

@@ -18,7 +18,7 @@ use serde_json::json;
 use super::UserHub;
 use crate::metrics::OpenStreamGuard;
 use crate::sse::Event;
-use crate::sse::event::frame;
+use crate::sse::event::{frame, id_only};
 use crate::sse::history::{self, History};
 use crate::sse::ids::{Cursor, IdScheme};
 use crate::sse::queue::QueueReceiver;
@@ -50,6 +50,8 @@ pub struct Subscription {
     /// holding it has everything before, and gets everything after, live.
     pub position: String,
     replay: Vec<Bytes>,
+    /// The client sent no id (see `take_prelude`).
+    from_now: bool,
     live: QueueReceiver,
     _registration: Registration,
 }
@@ -88,10 +90,20 @@ pub struct Start {
     /// Set when the client is ahead of this instance (it came from a faster one):
     /// live events before this cursor are ones it already has.
     pub skip_before: Option<Cursor>,
+    /// The client sent no id: it starts from now.
+    pub from_now: bool,
 }
 
 impl Start {
-    /// No replay: the client sent no id, or one that cannot be resumed (`reset`).
+    /// No replay: the client sent no id.
+    pub fn from_now() -> Start {
+        Start {
+            from_now: true,
+            ..Start::default()
+        }
+    }
+
+    /// No replay: the client sent an id that cannot be resumed (`reset`).
     pub fn live(reset: Option<ResetReason>) -> Start {
         Start {
             reset,
@@ -142,6 +154,7 @@ pub fn resume(
         reset: None,
         replay,
         skip_before: ahead.then_some(cursor),
+        from_now: false,
     }
 }
 
@@ -187,13 +200,21 @@ impl Subscription {
             reset: start.reset,
             position,
             replay: start.replay,
+            from_now: start.from_now,
             live,
             _registration: registration,
         }
     }
 
-    /// What the stream starts with (once): the `reset` event, or the missed events.
+    /// What the stream starts with (once): the `reset` event, or the missed
+    /// events; for a client that sent no id, its first id: where the hub stood,
+    /// in a block with no data, which sets EventSource's `lastEventId` and fires
+    /// no event. A client cut off before its first event then resumes exactly
+    /// instead of starting over from a later "now".
     pub fn take_prelude(&mut self, last_event_id: Option<&str>) -> Vec<Bytes> {
+        if std::mem::take(&mut self.from_now) {
+            return vec![id_only(&self.position)];
+        }
         match self.reset {
             Some(reason) => {
                 let data = json!({
