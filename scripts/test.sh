@@ -24,8 +24,11 @@
 #      the report generator's checks (scripts/test_bench_report.py)
 #
 #   5. Kafka as a cluster: three KRaft nodes (scripts/services.sh up --kafka-nodes 3),
-#      the single-fault goals (chaos/scenarios.py) and a seeded nemesis run of about
-#      two minutes (chaos/nemesis.py --quick, docs/RELIABILITY.md)
+#      the single-fault goals (chaos/scenarios.py), a seeded nemesis run of about
+#      two minutes (chaos/nemesis.py --quick, docs/RELIABILITY.md), and a rolling
+#      restart of two instances behind nginx (chaos/rolling.py)
+#   also: h2spec on the TLS port (scripts/h2spec.sh) and the deploy files' checks
+#   (deploy/check.sh)
 #
 # SSE_TEST_SKIP_OUTAGES=1 leaves out tests/outages.rs, which stops and restarts the
 # local services: for a machine where others use the same broker at the same time.
@@ -98,6 +101,12 @@ fi
 step "contract: docs/openapi.json against a live server (schemathesis)"
 scripts/contract_test.sh
 
+step "HTTP/2 conformance of the TLS port (h2spec)"
+scripts/h2spec.sh
+
+step "deploy files: nginx -t, systemd-analyze verify, Kubernetes schemas"
+deploy/check.sh
+
 if [ -f frontend/package.json ]; then
     step "dashboard: install, lint (ESLint, Prettier), unit tests, build"
     (cd frontend && npm ci --no-audit --no-fund && npm run lint && npm test && npm run build)
@@ -125,6 +134,9 @@ else
     "$SSE_TEST_PYTHON" -m unittest discover -s chaos -p 'test_*.py'
     "$SSE_TEST_PYTHON" chaos/scenarios.py --out .local/chaos/test-scenarios
     "$SSE_TEST_PYTHON" chaos/nemesis.py run --seed 1 --quick --out .local/chaos/test-quick
+    # Two instances behind nginx, a rolling SIGTERM restart under keyed publishes.
+    SSE_TEST_KAFKA=127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096 \
+        "$SSE_TEST_PYTHON" chaos/rolling.py --out .local/chaos/test-rolling
     scripts/services.sh down kafka
     if [[ " ${started[*]} " != *" kafka "* ]]; then scripts/services.sh up kafka; fi
 fi
