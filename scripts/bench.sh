@@ -19,6 +19,20 @@
 #                              the peers are built), results in bench/target/results-quick/
 #                              and the tables in its quick/BENCHMARKS.md; exits non-zero
 #                              when a run failed. For checking the tables, not the figures
+#   scripts/bench.sh --failover
+#                              failover (issue 26): $BENCH_FAILOVER_STREAMS /v3 streams
+#                              (10,000) through nginx in front of 3 sse-server instances on
+#                              the Kafka cluster, while ~100 messages/s are published
+#                              through nginx (each with an Idempotency-Key, retried with it);
+#                              `kill`: instance 0 gets SIGKILL and is started again 2 s
+#                              later; `rolling`: each instance gets SIGTERM in turn (it
+#                              drains, --drain-grace 2s), is started again and is ready
+#                              before the next. Prints a table: per variant, how long the
+#                              cut streams took to be back and exact (p50/p99/max), lost
+#                              and duplicated messages, publishes refused at the first try
+#                              and in the end, the survivors' peak RSS and CPU. Results in
+#                              bench/target/results/failover/; docs/BENCHMARKS.md is left
+#                              alone (its "Failover" section is written by hand)
 #   scripts/bench.sh --smoke   one short unicast run (300 streams, 3 s) against a freshly
 #                              started server (embedded default); exits non-zero on any
 #                              lost or duplicated event (scripts/test.sh calls this)
@@ -86,6 +100,14 @@
 #   BENCH_NCHAN_PORT      port of the Nchan peer (default 3991)
 #   BENCH_CENTRIFUGO_PORT port of the Centrifugo peer (default 3992)
 #   BENCH_MERCURE_PORT    port of the Mercure peer (default 3993)
+#   BENCH_FAILOVER_STREAMS  --failover: streams (default 10000)
+#   BENCH_FAILOVER_USERS    --failover: users the streams are spread over (default
+#                           streams / 10)
+#   BENCH_FAILOVER_RATE     --failover: messages per second (default 100)
+#   BENCH_FAILOVER_BROKERS  --failover: the instances' --kafka-brokers (default
+#                           127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096)
+#   BENCH_FAILOVER_PORT     --failover: nginx's port; the instances take the 3 next
+#                           (default 4000)
 #   CARGO_BUILD_JOBS      passed to cargo as usual
 set -euo pipefail
 
@@ -99,13 +121,14 @@ case "${1:-}" in
     --smoke) MODE=smoke ;;
     --kafka) MODE=kafka ;;
     --quick) MODE=quick ;;
+    --failover) MODE=failover ;;
     "") ;;
     -h | --help)
-        sed -n '2,89p' "$0"
+        sed -n '2,111p' "$0"
         exit 0
         ;;
     *)
-        echo "usage: scripts/bench.sh [--smoke | --kafka | --quick]" >&2
+        echo "usage: scripts/bench.sh [--smoke | --kafka | --quick | --failover]" >&2
         exit 2
         ;;
 esac
@@ -461,6 +484,132 @@ print("smoke: %d streams, %d events expected, %d received, lost %d, duplicated %
          d["lost"], d["duplicated"], d["latency"]["p99_ms"]))
 ' "$OUT/smoke.json" >&2 || true
     exit $rc
+fi
+
+# ---------------------------------------------------------------- failover
+if [ "$MODE" = failover ]; then
+    FO_N=${BENCH_FAILOVER_STREAMS:-10000}
+    FO_USERS=${BENCH_FAILOVER_USERS:-$((FO_N / 10))}
+    FO_RATE=${BENCH_FAILOVER_RATE:-100}
+    FO_BROKERS=${BENCH_FAILOVER_BROKERS:-127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096}
+    FO_PORT=${BENCH_FAILOVER_PORT:-4000}
+    FO_INSTANCES=127.0.0.1:$((FO_PORT + 1)),127.0.0.1:$((FO_PORT + 2)),127.0.0.1:$((FO_PORT + 3))
+    FO_OUT=$OUT/failover
+    # The freshest server binary there is (a release one is built when there is none).
+    if [ -n "${BENCH_SERVER_BIN:-}" ]; then
+        SERVER_BIN=$BENCH_SERVER_BIN
+    elif [ -x target/release/sse-server ] && ! [ target/debug/sse-server -nt target/release/sse-server ]; then
+        SERVER_BIN=target/release/sse-server
+    elif [ -x target/debug/sse-server ]; then
+        SERVER_BIN=target/debug/sse-server
+    else
+        log "building the server (release)"
+        cargo build --release --bin sse-server
+        SERVER_BIN=target/release/sse-server
+    fi
+    build_bench
+    NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+    [ -x "$NGINX_BIN" ] || {
+        echo "bench.sh: nginx missing (apt-get install nginx-light)" >&2
+        exit 1
+    }
+    rm -rf "$FO_OUT"
+    mkdir -p "$FO_OUT/nginx/logs" "$FO_OUT/nginx/tmp"
+    # Each proxied stream is 2 connections in nginx; 2 workers with as many descriptors
+    # as the hard limit allows, and reuseport so the kernel spreads the streams over both.
+    NOFILE=$(ulimit -Hn)
+    [ "$NOFILE" = unlimited ] && NOFILE=65536
+    # The settings of deploy/nginx/sse-server.conf and sse-server-locations.conf.
+    cat >"$FO_OUT/nginx/nginx.conf" <<CONF
+daemon off;
+worker_processes 2;
+worker_rlimit_nofile $NOFILE;
+pid nginx.pid;
+error_log logs/error.log warn;
+events { worker_connections $((NOFILE - 500)); }
+http {
+    client_body_temp_path tmp/client_body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    access_log off;
+    upstream sse_server {
+        server 127.0.0.1:$((FO_PORT + 1)) max_fails=0;
+        server 127.0.0.1:$((FO_PORT + 2)) max_fails=0;
+        server 127.0.0.1:$((FO_PORT + 3)) max_fails=0;
+        keepalive 64;
+        keepalive_timeout 5s;
+    }
+    server {
+        listen 127.0.0.1:$FO_PORT reuseport;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host \$host;
+        proxy_connect_timeout 2s;
+        proxy_next_upstream error timeout non_idempotent;
+        proxy_next_upstream_tries 3;
+        proxy_read_timeout 30s;
+        location ~ ^/v[1-4]/sse\$ {
+            proxy_pass http://sse_server;
+            proxy_buffering off;
+            gzip off;
+            proxy_read_timeout 1h;
+            proxy_send_timeout 1h;
+        }
+        location / {
+            proxy_pass http://sse_server;
+        }
+    }
+}
+CONF
+    NGINX=("$NGINX_BIN" -p "$ROOT/$FO_OUT/nginx/" -c "$ROOT/$FO_OUT/nginx/nginx.conf" -e "$ROOT/$FO_OUT/nginx/logs/error.log")
+    "${NGINX[@]}" -t -q
+    log "nginx on 127.0.0.1:$FO_PORT in front of $FO_INSTANCES ($SERVER_BIN, Kafka $FO_BROKERS)"
+    "${NGINX[@]}" &
+    SERVER_PID=$!
+    for _ in $(seq 50); do
+        curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$FO_PORT/" && break
+        sleep 0.1
+    done
+    FO_CMD="$SERVER_BIN --kafka-brokers $FO_BROKERS --drain-grace 2s --max-streams $FO_N"
+    for fault in kill rolling; do
+        log "failover-$fault: $FO_N streams over $FO_USERS users, $FO_RATE messages/s"
+        args=(failover --fault "$fault" --url "http://127.0.0.1:$FO_PORT" --instance "$FO_INSTANCES"
+            --server-cmd "$FO_CMD" --log-dir "$FO_OUT/logs-$fault" -n "$FO_N" --users "$FO_USERS"
+            --rate "$FO_RATE" --fault-at 5 --restart-after 2 --duration 5 --grace 30
+            --label "failover-$fault")
+        printf 'failover-%s\t%s %s\n' "$fault" "$BENCH" "${args[*]}" >>"$FO_OUT/commands.tsv"
+        SSE_LOG=${BENCH_SERVER_LOG:-warn} "$BENCH" "${args[@]}" >"$FO_OUT/failover-$fault.json" ||
+            echo "bench.sh: failover-$fault exited with $?" >&2
+    done
+    python3 - "$FO_OUT" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+print("| variant | streams | cut | back and exact p50 / p99 / max (ms) | never back or exact "
+      "| lost | duplicated | refused first try / final (of published) | survivors' peak RSS (MiB) "
+      "| survivors' CPU (% of a core) |")
+print("| --- | ---: | ---: | --- | ---: | ---: | ---: | --- | --- | --- |")
+for fault in ("kill", "rolling"):
+    try:
+        d = json.load(open(os.path.join(out, f"failover-{fault}.json")))
+    except (OSError, ValueError):
+        d = {}
+    if "back_and_exact" not in d:
+        print(f"| {fault} | (no result: see {out}/failover-{fault}.json and the tool's stderr) |")
+        continue
+    b, p = d["back_and_exact"], d["publish"]
+    keep = [x for x in d["processes"] if x["survivor"]] or d["processes"]
+    rss = ", ".join(f'{x["peak_rss_kib"] / 1024:.0f}' for x in keep)
+    cpu = ", ".join(f'{x["cpu_percent"]:.0f}' for x in keep)
+    who = "" if any(x["survivor"] for x in d["processes"]) else " (every process)"
+    print(f'| {fault} | {d["connections"]["connected"]} | {d["cut_streams"]} '
+          f'| {b["p50_ms"]} / {b["p99_ms"]} / {b["max_ms"]} | {d["never_back"] + d["never_exact"]} '
+          f'| {d["lost"]} | {d["duplicated"]} '
+          f'| {p["refused_first_try"]} / {p["refused_final"]} (of {p["published"]}) '
+          f'| {rss}{who} | {cpu}{who} |')
+PY
+    exit 0
 fi
 
 # ---------------------------------------------------------------- full run (and --kafka)

@@ -5,6 +5,7 @@
 //! `sse-bench --smoke` is a short unicast run that exits 1 on any lost or duplicated event.
 //! `--protocol centrifugo|mercure|nchan` measures a peer through its own protocol.
 
+mod failover;
 mod floor;
 mod plot;
 mod protocol;
@@ -52,12 +53,18 @@ enum Scenario {
     /// Centrifugo's offset and epoch), then get --live-messages more: what went
     /// missing or came twice (`resume` in the summary).
     Resume,
+    /// /v3 streams through a proxy in front of several instances on Kafka while one
+    /// instance is killed (`--fault kill`) or each is restarted in turn (`--fault
+    /// rolling`): how long until every cut stream is back and exact, what was lost or
+    /// came twice, publishes refused, the instances' peak RSS and CPU (`failover` in
+    /// the summary).
+    Failover,
 }
 
 #[derive(Parser, Clone, Debug)]
 #[command(
     version,
-    about = "Load tool for sse-server: idle, fanout, unicast, stalled, kafka, resume"
+    about = "Load tool for sse-server: idle, fanout, unicast, stalled, kafka, resume, failover"
 )]
 struct Args {
     /// What to run (not needed with --smoke).
@@ -85,6 +92,28 @@ struct Args {
     /// otherwise one more before they leave and one after they are back).
     #[arg(long, default_value_t = 2)]
     away_broadcasts: u64,
+    /// failover: what happens to the instances.
+    #[arg(long, value_enum, default_value_t = failover::Fault::Kill)]
+    fault: failover::Fault,
+    /// failover: the instances' addresses (comma-separated), each started here as
+    /// `--server-cmd ... --bind ADDR` (the proxy at --url sends to them).
+    #[arg(long, value_delimiter = ',')]
+    instance: Vec<String>,
+    /// failover: the sse-server command line, without --bind (split on whitespace).
+    #[arg(long)]
+    server_cmd: Option<String>,
+    /// failover: directory for the instances' logs (instance-K.log).
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
+    /// failover: seconds of publishing before the fault.
+    #[arg(long, default_value_t = 5.0)]
+    fault_at: f64,
+    /// failover (kill): seconds between the kill and the restart.
+    #[arg(long, default_value_t = 2.0)]
+    restart_after: f64,
+    /// failover: attempts of one publish (the same Idempotency-Key each time).
+    #[arg(long, default_value_t = 5)]
+    publish_attempts: u32,
     /// SSE connections to open.
     #[arg(long, short = 'n', default_value_t = 1000)]
     connections: usize,
@@ -96,7 +125,7 @@ struct Args {
     /// it was sent (the summary's `latency_from`).
     #[arg(long, default_value_t = 1000.0)]
     rate: f64,
-    /// Seconds of publishing.
+    /// Seconds of publishing (failover: after the fault).
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
     /// Seconds to wait after publishing for events still on their way.
@@ -331,7 +360,7 @@ fn setup(args: &Args) -> Result<Setup> {
         Scenario::Stalled => args.stalled_percent.unwrap_or(1.0),
         _ => args.stalled_percent.unwrap_or(0.0),
     };
-    let path = if scenario == Scenario::Kafka {
+    let path = if matches!(scenario, Scenario::Kafka | Scenario::Failover) {
         "/v3/sse"
     } else {
         "/v2/sse"
@@ -628,6 +657,10 @@ fn drain_all() -> Histogram<u64> {
 
 async fn run_main(args: Args) -> Result<i32> {
     let s = setup(&args)?;
+    if s.scenario == Scenario::Failover {
+        // One process holds every stream (up to the open-files limit).
+        return failover::run(&args, &s).await;
+    }
     let workers = if args.workers > 0 {
         args.workers
     } else {

@@ -183,6 +183,9 @@ pub struct SseParser {
     last_id: Option<String>,
     positions: HashMap<String, ChannelPos>,
     channel_ids: HashMap<i64, String>,
+    /// The last `retry:` field (milliseconds), kept with the resume point: how long an
+    /// EventSource waits before it reconnects.
+    pub retry_ms: Option<u64>,
     /// Events saying the resume point was not honoured: sse-server's `event: reset`,
     /// a Centrifugo subscription with `was_recovering` but not `recovered`.
     pub resets: u64,
@@ -203,6 +206,7 @@ impl SseParser {
             last_id: None,
             positions: HashMap::new(),
             channel_ids: HashMap::new(),
+            retry_ms: None,
             resets: 0,
         }
     }
@@ -335,6 +339,11 @@ impl SseParser {
             } else if let Some(value) = line.strip_prefix(b"event:") {
                 let value = value.strip_prefix(b" ").unwrap_or(value);
                 self.reset_event = value == b"reset";
+            } else if let Some(value) = line.strip_prefix(b"retry:") {
+                let value = value.strip_prefix(b" ").unwrap_or(value);
+                if let Some(ms) = parse_u64(value) {
+                    self.retry_ms = Some(ms);
+                }
             }
         }
     }
@@ -677,6 +686,7 @@ mod tests {
         p.feed(&body[40..], &mut |s, t| got.push((s, t)));
         assert_eq!(got, vec![(1, 9)]);
         assert_eq!(p.resets, 1);
+        assert_eq!(p.retry_ms, Some(2000));
         assert_eq!(
             p.resume_point(),
             Some(ResumePoint::LastEventId("2.0.0".into()))
