@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
+
+use super::reports::KafkaConsumer;
 use rdkafka::{Offset, TopicPartitionList};
 
 /// Where a fan-out reader began, and how far it must read to have caught up.
@@ -49,7 +51,7 @@ pub(super) enum Start {
 /// Assigns every partition of `topic` at `start`: the first offset of the last
 /// `since` (the end when nothing is that recent), or the given next offsets.
 pub(super) fn assign_from(
-    consumer: &StreamConsumer,
+    consumer: &KafkaConsumer,
     topic: &str,
     start: Start,
 ) -> anyhow::Result<CatchUp> {

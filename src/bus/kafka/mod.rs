@@ -13,6 +13,7 @@
 mod fan_out;
 mod producer;
 mod reader;
+mod reports;
 mod stall;
 mod topics;
 mod writable;

@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use rdkafka::bindings::{rd_kafka_message_status, rd_kafka_msg_status_t};
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, DeliveryResult, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use tokio::sync::oneshot;
 
-use super::{KafkaBus, client_config};
+use super::{KafkaBus, client_config, reports};
 use crate::bus::{BusError, ID_HEADER};
 use crate::lock::ReadWriteLocked;
 
@@ -36,7 +38,15 @@ type Acknowledgement = Result<(i32, i64), BusError>;
 /// (`rd_kafka_message_status`), which the futures-based producer does not expose.
 pub(super) struct Acknowledgements;
 
-impl ClientContext for Acknowledgements {}
+impl ClientContext for Acknowledgements {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        reports::log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        reports::client_error(&error, reason);
+    }
+}
 
 impl ProducerContext for Acknowledgements {
     type DeliveryOpaque = Box<oneshot::Sender<Acknowledgement>>;

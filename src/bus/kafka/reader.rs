@@ -9,11 +9,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
 use tokio_util::sync::CancellationToken;
 
 use super::fan_out::{CatchUp, Start, assign_from};
+use super::reports::{KafkaConsumer, Reports};
 use super::stall::{STALL_CHECK, STALL_LIMIT, StallWatch, assigned_positions, positions_of};
 use super::{KafkaBus, client_config};
 use crate::backoff::Backoff;
@@ -80,7 +81,7 @@ impl KafkaBus {
         group: &Group,
         handled: Option<Vec<i64>>,
         shutdown: &CancellationToken,
-    ) -> Option<(Arc<StreamConsumer>, CatchUp)> {
+    ) -> Option<(Arc<KafkaConsumer>, CatchUp)> {
         let mut backoff = Backoff::default();
         loop {
             match self.try_start_consumer(topic, group, handled.clone()).await {
@@ -103,13 +104,13 @@ impl KafkaBus {
         topic: &str,
         group: &Group,
         handled: Option<Vec<i64>>,
-    ) -> anyhow::Result<(Arc<StreamConsumer>, CatchUp)> {
+    ) -> anyhow::Result<(Arc<KafkaConsumer>, CatchUp)> {
         self.create_topic(topic).await?;
         let group_id = match group {
             Group::EachInstance(_) => format!("sse-server-{}", self.instance),
             Group::Shared(name) => name.clone(),
         };
-        let consumer: StreamConsumer = client_config(&self.brokers)
+        let consumer: KafkaConsumer = client_config(&self.brokers)
             .set("group.id", &group_id)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
@@ -119,7 +120,7 @@ impl KafkaBus {
             // and its partitions go to the others.
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
-            .create()?;
+            .create_with_context(Reports)?;
         let consumer = Arc::new(consumer);
         let catch_up = match group {
             Group::EachInstance(fan_out) => {
@@ -220,6 +221,9 @@ impl Reader {
             })
             .clone();
         let mut stall = StallWatch::new();
+        // Set from a consumer error until the next record: an outage is logged
+        // when it starts and when it ends, not at every retry (`reports`).
+        let mut failing = false;
         loop {
             let message = tokio::select! {
                 m = consumer.recv() => m,
@@ -247,6 +251,9 @@ impl Reader {
             };
             match message {
                 Ok(message) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!(topic, "the Kafka consumer reads again");
+                    }
                     consumed.inc();
                     let record = Record {
                         payload: message.payload().unwrap_or_default().to_vec(),
@@ -285,10 +292,15 @@ impl Reader {
                 // queued while the broker was away. Waiting long on each
                 // would only delay reading once the broker is back.
                 Err(e) => {
-                    tracing::warn!(
-                        topic,
-                        "Kafka consumer error (librdkafka keeps retrying): {e}"
-                    );
+                    if failing {
+                        tracing::debug!(topic, "Kafka consumer error: {e}");
+                    } else {
+                        tracing::warn!(
+                            topic,
+                            "Kafka consumer error (librdkafka keeps retrying; logged again when it reads): {e}"
+                        );
+                        failing = true;
+                    }
                     tokio::time::sleep(ERROR_PAUSE).await;
                 }
             }
@@ -308,7 +320,7 @@ mod tests {
     /// Pauses every partition of `consumer` (it fetches nothing more, as a consumer
     /// stuck in librdkafka) when it is the first one started for the topic a test
     /// named in [`STALLED_TOPIC`].
-    pub(super) fn stall_if_asked(topic: &str, consumer: &StreamConsumer) {
+    pub(super) fn stall_if_asked(topic: &str, consumer: &KafkaConsumer) {
         let mut stalled = STALLED_TOPIC.locked();
         if stalled.as_deref() == Some(topic) {
             let assignment = consumer.assignment().expect("assignment");

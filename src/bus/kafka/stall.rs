@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::Offset;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
+
+use super::reports::KafkaConsumer;
 use rdkafka::producer::Producer;
 
 use super::KafkaBus;
@@ -105,7 +107,7 @@ pub(super) fn positions_of(handled: Option<&[i64]>) -> Vec<(i32, i64)> {
 
 /// `(partition, next offset)` for what a group member is assigned and has a
 /// position in.
-pub(super) fn assigned_positions(consumer: &StreamConsumer) -> Vec<(i32, i64)> {
+pub(super) fn assigned_positions(consumer: &KafkaConsumer) -> Vec<(i32, i64)> {
     let Ok(positions) = consumer.position() else {
         return Vec::new();
     };

@@ -9,10 +9,10 @@
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::metadata::Metadata;
 use rdkafka::producer::Producer;
 
+use super::reports::Reports;
 use super::{KafkaBus, client_config};
 use crate::config::Topic;
 
@@ -78,7 +78,8 @@ impl KafkaBus {
     }
 
     async fn create_topics(&self, topics: &[Topic]) -> anyhow::Result<Vec<TopicState>> {
-        let admin: AdminClient<DefaultClientContext> = client_config(&self.brokers).create()?;
+        let admin: AdminClient<Reports> =
+            client_config(&self.brokers).create_with_context(Reports)?;
         let brokers = self.metadata().await?.brokers().len();
         let brokers = i32::try_from(brokers).unwrap_or(i32::MAX);
         let new: Vec<NewTopic> = topics
@@ -155,7 +156,7 @@ impl KafkaBus {
 }
 
 /// The topic's `min.insync.replicas`, or 1 when the broker does not tell.
-async fn min_insync_replicas(admin: &AdminClient<DefaultClientContext>, topic: &str) -> i32 {
+async fn min_insync_replicas(admin: &AdminClient<Reports>, topic: &str) -> i32 {
     let options = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT));
     let resource = ResourceSpecifier::Topic(topic);
     let Ok(results) = admin.describe_configs([&resource], &options).await else {
