@@ -107,18 +107,10 @@ pub(crate) fn parse(payload: &[u8]) -> Result<(&str, &str), Malformed> {
 }
 
 fn deliver(channel: &Channel, record: Record) {
-    let position = record.position();
     if !channel.repeats.locked().first_copy(&record) {
-        channel.hub.skip(position);
-        tracing::debug!(
-            topic = channel.topic,
-            partition = record.partition,
-            offset = record.offset,
-            "skipping a copy of a record already delivered"
-        );
-        channel.metrics.repeated(&channel.topic);
-        return;
+        return skip(channel, &record, Skipped::Copy);
     }
+    let position = record.position();
     match parse(&record.payload) {
         Ok((EVERYONE, message)) => {
             channel.hub.broadcast(None, message, Some(position));
@@ -126,15 +118,40 @@ fn deliver(channel: &Channel, record: Record) {
         Ok((username, message)) => {
             channel.hub.send(username, None, message, Some(position));
         }
-        Err(why) => {
-            channel.hub.skip(position);
+        Err(why) => skip(channel, &record, Skipped::Malformed(why)),
+    }
+}
+
+/// Why a record is not delivered.
+enum Skipped {
+    /// A copy of a record already delivered (`bus::repeats`).
+    Copy,
+    Malformed(Malformed),
+}
+
+/// Passes over `record`: the hub's position still moves past it, and the skip is
+/// logged and counted.
+fn skip(channel: &Channel, record: &Record, why: Skipped) {
+    channel.hub.skip(record.position());
+    let (topic, partition, offset) = (&channel.topic, record.partition, record.offset);
+    match why {
+        Skipped::Copy => {
+            tracing::debug!(
+                topic,
+                partition,
+                offset,
+                "skipping a copy of a record already delivered"
+            );
+            channel.metrics.repeated(topic);
+        }
+        Skipped::Malformed(why) => {
             tracing::warn!(
-                topic = channel.topic,
-                partition = record.partition,
-                offset = record.offset,
+                topic,
+                partition,
+                offset,
                 "skipping malformed record ({why:?}); expected `username:message`"
             );
-            channel.metrics.malformed(&channel.topic);
+            channel.metrics.malformed(topic);
         }
     }
 }

@@ -120,16 +120,15 @@ async fn a_redelivered_command_is_applied_and_announced_once() {
     )
     .expect("bus");
     let payload = serde_json::to_vec(&command).expect("JSON");
-    for _ in 0..2 {
-        bus.publish(
-            &config.v4_command_topic,
-            Some(&report),
-            &uuid::Uuid::new_v4().to_string(),
-            &payload,
-        )
-        .await
-        .expect("publish");
-    }
+    // The same command as a new record: a writer's re-delivery.
+    let deliver = || async {
+        let record = uuid::Uuid::new_v4().to_string();
+        bus.publish(&config.v4_command_topic, Some(&report), &record, &payload)
+            .await
+            .expect("publish");
+    };
+    deliver().await;
+    deliver().await;
     let first = next_change(&mut stream).await;
     assert_eq!(first.event, "report_status_update");
     assert!(first.data.contains("queued"));
@@ -142,14 +141,7 @@ async fn a_redelivered_command_is_applied_and_announced_once() {
 
     // Re-delivered again after a later change was applied: not applied (the
     // report is no longer at the version it was validated against), not announced.
-    bus.publish(
-        &config.v4_command_topic,
-        Some(&report),
-        &uuid::Uuid::new_v4().to_string(),
-        &payload,
-    )
-    .await
-    .expect("publish");
+    deliver().await;
     assert_eq!(put(&server, user, &report, "completed").await, 202);
     let third = next_change(&mut stream).await;
     assert_eq!(third.event, "report_status_update");
