@@ -1,12 +1,14 @@
-// Shared parts of the end-to-end tests (dashboard.e2e.mjs, tabs.e2e.mjs, auth.e2e.mjs): the
-// paths, starting and stopping the real sse-server, launching Debian's Chromium through
+// Shared parts of the end-to-end tests (dashboard.e2e.mjs, tabs.e2e.mjs, auth.e2e.mjs,
+// https.e2e.mjs): the paths, starting and stopping the real sse-server (over plain HTTP, or
+// HTTPS with scripts/tls_cert.sh's certificate), launching Debian's Chromium through
 // playwright-core (never a downloaded browser), a probe that counts the EventSources of
 // a page, a tiny TAP-like runner whose last line is "N passed, M failed", and runE2E, the
 // frame of a whole run.
 
 import { chromium } from 'playwright-core';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,15 +44,57 @@ export function freePort() {
 }
 
 /**
+ * scripts/tls_cert.sh's self-signed certificate for localhost and 127.0.0.1 (made when
+ * missing): `{ cert, key }`, the paths of its PEM files.
+ */
+export function tlsCertificate() {
+  const dir = execFileSync('bash', [path.join(ROOT, 'scripts', 'tls_cert.sh')], { cwd: ROOT, encoding: 'utf8' }).trim();
+  return { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') };
+}
+
+/**
+ * A `fetch` that trusts the PEM certificate `ca` (Node's own fetch cannot be given one):
+ * the same call and answer (a Response), over https.request, so HTTP/1.1.
+ */
+export function fetchTrusting(ca) {
+  const agent = new https.Agent({ ca: fs.readFileSync(ca) });
+  return (url, init = {}) =>
+    new Promise((resolve, reject) => {
+      const req = https.request(
+        url,
+        { method: init.method ?? 'GET', headers: init.headers ?? {}, agent, signal: init.signal },
+        (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('error', reject);
+          res.on('end', () => {
+            const headers = new Headers();
+            for (const [k, v] of Object.entries(res.headers)) {
+              for (const one of [v].flat()) headers.append(k, one);
+            }
+            const empty = [204, 205, 304].includes(res.statusCode);
+            resolve(new Response(empty ? null : Buffer.concat(chunks), { status: res.statusCode, headers }));
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(init.body);
+    });
+}
+
+/**
  * The real sse-server on 127.0.0.1:port, serving dist/, with `args` added to its command
- * line; its log goes to SHOTS/<name>-N.log.
+ * line; its log goes to SHOTS/<name>-N.log. With `tls` ({ cert, key }: tlsCertificate()),
+ * it serves HTTPS (--tls-cert/--tls-key), `base` is https://…, and `server.fetch` trusts
+ * that certificate (over plain HTTP, it is Node's fetch).
  */
 export class Server {
-  constructor(port, name = 'server', args = []) {
+  constructor(port, name = 'server', args = [], { tls } = {}) {
     this.port = port;
     this.name = name;
-    this.args = args;
-    this.base = `http://127.0.0.1:${port}`;
+    this.args = tls ? [...args, '--tls-cert', tls.cert, '--tls-key', tls.key] : args;
+    this.base = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+    this.fetch = tls ? fetchTrusting(tls.cert) : (...a) => fetch(...a);
     this.proc = null;
     this.runs = 0;
     this.tail = [];
@@ -88,11 +132,11 @@ export class Server {
         );
       }
       try {
-        const res = await fetch(`${this.base}/readyz`, { signal: AbortSignal.timeout(2000) });
+        const res = await this.fetch(`${this.base}/readyz`, { signal: AbortSignal.timeout(2000) });
         if (res.status === 200) return;
         last = `HTTP ${res.status} ${await res.text()}`;
       } catch (e) {
-        last = e.cause?.code ?? e.message;
+        last = e.cause?.code ?? e.code ?? e.message;
       }
       await sleep(200);
     }
@@ -103,7 +147,7 @@ export class Server {
 
   /** A value of /metrics, e.g. metric('sse_open_streams{version="v4"}'); null when absent. */
   async metric(series) {
-    const text = await (await fetch(`${this.base}/metrics`)).text();
+    const text = await (await this.fetch(`${this.base}/metrics`)).text();
     for (const line of text.split('\n')) {
       if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
     }
@@ -135,7 +179,8 @@ export function missingPrerequisites(extra = []) {
 
 // ---- the browser ----------------------------------------------------------------------
 
-export function launchChromium() {
+/** Debian's Chromium, headless, with `extraArgs` added to its usual flags. */
+export function launchChromium(extraArgs = []) {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -147,6 +192,7 @@ export function launchChromium() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...extraArgs,
     ],
   });
 }
@@ -256,12 +302,16 @@ export function prepareShots(prefix) {
 /**
  * One whole end-to-end run: clears the old screenshots and logs starting with `prefix`, checks
  * the prerequisites (a failed "preflight" when any is missing), starts the server (its log is
- * SHOTS/<serverName>-N.log) and Chromium, runs `body({ test, server, browser })`, stops them
- * both and prints the summary. `onFailure(n)` runs after a failed test (screenshots); with
+ * SHOTS/<serverName>-N.log; `serverArgs` added to its command line; `tls`: HTTPS, with
+ * tlsCertificate() when `true`, see Server) and Chromium, runs `body({ test, server,
+ * browser })`, stops them both and prints the summary. `onFailure(n)` runs after a failed test (screenshots); with
  * `watchdogMs`, a run that takes longer fails "watchdog" and exits. A throw outside a test
  * fails "harness".
  */
-export async function runE2E({ prefix, serverName, prerequisites = [], onFailure, watchdogMs }, body) {
+export async function runE2E(
+  { prefix, serverName, serverArgs = [], tls, prerequisites = [], onFailure, watchdogMs },
+  body,
+) {
   const { test, fail, finish } = runner(onFailure);
   if (watchdogMs) {
     // A browser that stops answering must not hold up the whole test run.
@@ -277,7 +327,9 @@ export async function runE2E({ prefix, serverName, prerequisites = [], onFailure
     if (missing.length) {
       fail('preflight', `missing ${missing.join('; ')}`);
     } else {
-      const server = new Server(await freePort(), serverName);
+      const server = new Server(await freePort(), serverName, serverArgs, {
+        tls: tls === true ? tlsCertificate() : tls,
+      });
       const browser = await launchChromium();
       try {
         await body({ test, server, browser });
