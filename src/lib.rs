@@ -133,20 +133,38 @@ async fn build_state(config: Config, stop: Stop) -> anyhow::Result<AppState> {
         );
     }
     // /v2 is in-process by design; /v3 and /v4 ids come from Kafka positions when
-    // Kafka is configured, so every instance can resume them.
-    let bus_ids = || match config.kafka_brokers {
-        Some(_) => IdScheme::Kafka,
-        None => IdScheme::local(),
+    // Kafka carries them, so every instance can resume them.
+    let bus_ids = |on_kafka: bool| {
+        if on_kafka {
+            IdScheme::Kafka
+        } else {
+            IdScheme::local()
+        }
     };
+    // /v4 goes through Kafka only with DynamoDB: its reports in this process's
+    // memory are no other instance's, and a writer of the shared group that cannot
+    // see the shared table would reject every instance's changes ("the report does
+    // not exist"), as a misconfigured test instance did to the nemesis.
+    let v4_on_kafka = config.kafka_brokers.is_some() && config.dynamodb_endpoint.is_some();
     let hub = |version, ids| UserHub::new(version, ids, hub_limits.clone(), metrics.clone());
     let (v2, v3, v4) = (
         hub("v2", IdScheme::local()),
-        hub("v3", bus_ids()),
-        hub("v4", bus_ids()),
+        hub("v3", bus_ids(config.kafka_brokers.is_some())),
+        hub("v4", bus_ids(v4_on_kafka)),
     );
     let bus = match &config.kafka_brokers {
         Some(brokers) => Bus::Kafka(Arc::new(KafkaBus::new(brokers, config.topics())?)),
         None => Bus::Memory(MemoryBus::default()),
+    };
+    let v4_bus = if v4_on_kafka {
+        bus.clone()
+    } else {
+        if config.kafka_brokers.is_some() {
+            tracing::warn!(
+                "Kafka without DynamoDB: /v4 keeps its reports in memory and its commands and facts in this process (single instance); give --dynamodb-endpoint to share /v4 across instances"
+            );
+        }
+        Bus::Memory(MemoryBus::default())
     };
     bus.watch_writability(metrics.clone(), shutdown.clone());
     let store: Arc<dyn ReportStore> = match &config.dynamodb_endpoint {
@@ -217,7 +235,7 @@ async fn build_state(config: Config, stop: Stop) -> anyhow::Result<AppState> {
         repeats: Default::default(),
     });
     let v4 = Arc::new(v4::Board {
-        bus: bus.clone(),
+        bus: v4_bus,
         store: store.clone(),
         hub: v4,
         metrics: metrics.clone(),
