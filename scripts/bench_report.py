@@ -18,6 +18,10 @@ The Kafka part of the page sits between marker comments, `<!-- kafka:begin -->` 
 DOCS_DIR/BENCHMARKS.md are rewritten, and only the Kafka charts; the rest stays.
 Both modes render the blocks alike.
 
+The page names no machine's directories: a path inside this checkout is written
+relative to it, and an absolute path elsewhere in a command (a Python or a server
+binary given by its full path) by its file name alone.
+
 Only the standard library; called by scripts/bench.sh. Importing it does nothing:
 the work is in main() (scripts/test_bench_report.py renders hand-made results)."""
 
@@ -25,12 +29,15 @@ import argparse
 import glob
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The checkout (as given and with its links resolved): its absolute path never reaches the page.
+CHECKOUTS = sorted({os.path.dirname(HERE), os.path.dirname(os.path.realpath(HERE))}, key=len, reverse=True)
 PAGE = "BENCHMARKS.md"
 KAFKA_BLOCK, KAFKA_GOALS_BLOCK = "kafka", "kafka-goals"
 # The peers bench.sh measures, in the order of their columns: (directory under
@@ -65,6 +72,27 @@ def sh(cmd):
         return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=10).stdout.strip()
     except Exception:  # noqa: BLE001 - best effort
         return "?"
+
+
+def relative_to_checkout(text):
+    """TEXT with every absolute path inside this checkout made relative to it (the
+    checkout itself becomes `.`)."""
+    for root in CHECKOUTS:
+        text = re.sub(re.escape(root) + r"(?:/|(?![^\s'\"`),;]))",
+                      lambda m: "" if m.group(0).endswith("/") else ".", text)
+    return text
+
+
+# An absolute path of two or more parts standing as a word of a command (after a space,
+# `=` or a quote, or first), up to the next space; a space escaped by `printf %q` ends
+# it too, and its backslash stays.
+ABSOLUTE_PATH = re.compile(r"(?<![^\s='\"])/(?:[^\s/]+/)+([^\s/]+)")
+
+
+def portable(text):
+    """TEXT (a command, a path) as any machine would read it: paths inside this checkout
+    relative to it, any other absolute path as its file name alone."""
+    return ABSOLUTE_PATH.sub(r"\1", relative_to_checkout(text))
 
 
 def read_text(path):
@@ -238,7 +266,7 @@ out = []
 
 
 def w(line):
-    out.append(line)
+    out.append(relative_to_checkout(line))
 
 
 def render(section, *args):
@@ -288,7 +316,8 @@ def read_commands():
     if not os.path.exists(tsv):
         return []
     with open(tsv) as f:
-        return [line.rstrip("\n").split("\t", 1) for line in f if "\t" in line]
+        rows = [line.rstrip("\n").split("\t", 1) for line in f if "\t" in line]
+    return [[name, portable(cmd)] for name, cmd in rows]
 
 
 # ----------------------------------------------------------------- header
@@ -631,7 +660,7 @@ def resume_section():
 def side_by_side():
     w("## sse-server, %s side by side\n" % ", ".join(s.name for s in SERVERS[1:]))
     if not any(not is_kafka(k) for s in SERVERS for _, _, runs in s.variants for k in runs):
-        w("Not measured: no HTTP results in %s.\n" % RESULTS)
+        w("Not measured: no HTTP results in %s.\n" % portable(RESULTS))
     idle_section()
     for label in ("1k", "10k"):
         fanout_family(label)

@@ -18,6 +18,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_report as br  # noqa: E402
 
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def summary(scenario, protocol, n, rate=None, per_s=0, p50=1.0, p99=2.0, lost=0, sent=None, users=None,
             stalled=0, rss=None, overflow=None, duration=4):
@@ -123,6 +125,10 @@ def make_results(root):
     with open(os.path.join(root, "commands.tsv"), "w") as f:
         f.write("idle-1k\tbench/target/release/sse-bench idle -n 1000 --server-pid $SERVER_PID\n")
         f.write("nchan:idle-1k\tbench/target/release/sse-bench idle -n 1000 --protocol nchan\n")
+        # Commands naming this checkout's Python and a server built elsewhere by their full paths.
+        f.write("kafka-1k\tbench/target/release/sse-bench kafka --kafka-produce %s\\ tests/kafka_tool.py\\ produce "
+                "--url http://127.0.0.1:3990/v3/sse\n" % os.path.join(CHECKOUT, ".local", "venv", "bin", "python"))
+        f.write("unicast-1000-r5000\t/opt/build/release/sse-server --bind 127.0.0.1:3990 & cd %s\n" % CHECKOUT)
 
 
 def render_page(results, docs):
@@ -218,6 +224,13 @@ def test_full_page(tmp):
         in charts, charts
     assert os.path.exists(os.path.join(docs, "bench-centrifugo-unicast-1000-r5000.png"))
     assert "Not measured: Mercure (not built (bench/peers/build.sh mercure failed))." in page
+
+    # No machine's directories: the checkout's paths relative to it, others by their file name.
+    assert ("bench/target/release/sse-bench kafka --kafka-produce .local/venv/bin/python\\ tests/kafka_tool.py\\ "
+            "produce --url http://127.0.0.1:3990/v3/sse\n") in page, section(page, "```sh")
+    assert "\nsse-server --bind 127.0.0.1:3990 & cd .\n" in page, page[page.index("## How to run"):]
+    for machine_path in (CHECKOUT, os.path.realpath(CHECKOUT), "/opt/"):
+        assert machine_path not in page, machine_path
 
     # The issue-12 table is still there, and the Kafka markers.
     assert "| goal | sse-server | Nchan (same run) | verdict |" in page
