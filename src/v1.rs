@@ -19,8 +19,8 @@ use crate::sse::{Lifetime, StreamSettings, Streams, frame, sse_response};
 use crate::user::UserQuery;
 
 /// What a /v1 stream needs beyond [`Streams`]: its interval and keep-alive
-/// (`--v1-interval-ms`, `--v1-keep-alive-secs`), the metrics that count it, and
-/// the shutdown signal (no hub holds /v1 streams).
+/// (`--v1-interval-ms`, and `--keep-alive-ms`, 3 s for /v1 when unset), the
+/// metrics that count it, and the shutdown signal (no hub holds /v1 streams).
 #[derive(Clone)]
 pub struct Ticker {
     pub every: Duration,
