@@ -67,13 +67,13 @@ if ! curl -fsS "$base/healthz" >/dev/null 2>&1; then
     exit 1
 fi
 
-# POST /auth/session opens nothing while authorization is off: its 400 is the
-# documented answer to a well-formed request, so valid data may get it here.
+# Valid requests may get, besides the check's defaults, 422 from the six routes that
+# take an Idempotency-Key: schemathesis repeats keys with other bodies. (Per-operation
+# [[operations]] overrides of this check leak to other operations in schemathesis 4.32,
+# so the list is global.)
 cat >"$work/schemathesis.toml" <<'EOF'
-[[operations]]
-include-path = "/auth/session"
-include-method = "POST"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401"]
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429"]
 EOF
 
 seed=${SSE_CONTRACT_SEED:-$RANDOM$RANDOM}

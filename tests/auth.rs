@@ -736,6 +736,17 @@ async fn with_authorization_off_every_stream_is_open_and_there_is_no_session() {
         .send()
         .await
         .expect("post");
-    assert_eq!(open.status(), 400);
+    assert_eq!(open.status(), 200);
+    let cleared = open.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        cleared.starts_with("sse_token=;") && cleared.contains("Max-Age=0"),
+        "a POST with authorization off sets no token: {cleared}"
+    );
+    let body: Value = open.json().await.expect("JSON");
+    assert_eq!(body["auth"], false);
+    assert_eq!(body["sub"], Value::Null);
     server.stop().await;
 }

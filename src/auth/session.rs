@@ -4,7 +4,8 @@
 //!
 //! * `POST` with `Authorization: Bearer <token>` sets the `sse_token` cookie
 //!   (`HttpOnly`, `SameSite=Strict`, `Secure` when the request came over HTTPS,
-//!   expiring with the token);
+//!   expiring with the token); with authorization off it opens nothing, answers
+//!   `auth: false` and clears the cookie;
 //! * `DELETE` clears it;
 //! * `GET` says whether authorization is on and whose token the request carries.
 //!
@@ -57,9 +58,9 @@ async fn open(
     request: Request,
 ) -> Result<Response, ApiError> {
     let Some(verifier) = &verifier else {
-        return Err(ApiError::bad_request(
-            "Authorization is off on this server (no --auth-secret or --auth-public-key), so there is no session to open",
-        ));
+        // Nothing to open: every stream is readable without a token. The answer says
+        // so (`auth: false`) and clears a cookie left by a server that checked tokens.
+        return cleared(false, &request);
     };
     let token = bearer(request.headers()).ok_or_else(|| {
         unauthorized("Send the token as `Authorization: Bearer <token>` to open a session")
@@ -85,10 +86,15 @@ async fn close(
     State(Authorization(verifier)): State<Authorization>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let mut cookie = session_cookie(String::new(), &request);
+    cleared(verifier.is_some(), &request)
+}
+
+/// The session answer with no identity, clearing the cookie.
+fn cleared(auth: bool, request: &Request) -> Result<Response, ApiError> {
+    let mut cookie = session_cookie(String::new(), request);
     cookie.set_max_age(time::Duration::ZERO);
     cookie.set_expires(OffsetDateTime::UNIX_EPOCH);
-    set_cookie(answer(verifier.is_some(), None).into_response(), &cookie)
+    set_cookie(answer(auth, None).into_response(), &cookie)
 }
 
 /// The session cookie holding `value`, with the attributes every answer gives it:
