@@ -1,8 +1,9 @@
 // Unit tests of sharedStream.ts: the tabs of one browser share one EventSource; the
 // others get every event over the channel; closing the holder hands the stream over,
-// resuming from the last event id.
+// resuming from the last event id; a message this version does not understand (a tab of
+// another version) is ignored.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { connectSharedReportStream, type Role } from './sharedStream.ts';
+import { channelName, connectSharedReportStream, type Role } from './sharedStream.ts';
 import { streamUrl, type Connection } from './stream.ts';
 import { applyEvent, initialState, selectReports, type BoardEvent, type BoardState } from './reports.ts';
 import { FakeChannels, FakeEventSource, FakeLocks, settle } from './testFakes.ts';
@@ -39,7 +40,7 @@ function browser() {
     tabs.push(tab);
     return tab;
   };
-  return { open, tabs };
+  return { open, tabs, channels };
 }
 
 interface Tab {
@@ -196,6 +197,64 @@ describe('connectSharedReportStream', () => {
     other.close();
     await settle();
     expect(FakeEventSource.open()).toHaveLength(0);
+  });
+
+  it('a malformed message on the channel, or one of another version, is ignored; good ones still apply', async () => {
+    const { open, channels } = browser();
+    const holder = open('holder');
+    const waiting = open('waiting');
+    await settle();
+    const es = FakeEventSource.all[0];
+    es.open();
+    es.emit('snapshot', [report('a')], '10');
+    await settle();
+    const before = { events: waiting.events.length, states: waiting.states.length };
+
+    // A tab of another version (or anything else) posting on the same channel.
+    const foreign = channels.create(channelName(USER));
+    const unexpected: unknown[] = [
+      null,
+      'hello',
+      42,
+      [],
+      {},
+      { kind: 'shout', from: 'foreign' },
+      { kind: 'event', event: null, id: '11' },
+      { kind: 'event', event: { type: 'report_status_update', id: 'a', status: 'exploded', at: AT }, id: '11' },
+      { kind: 'event', event: { type: 'report_status_update', id: 'a', status: 'queued', at: AT }, id: 11 },
+      { kind: 'event', event: { type: 'new_report', report: { reportId: 'x' } }, id: '11' },
+      { kind: 'event', event: { type: 'report_deleted', id: 'a' }, id: '11' },
+      { kind: 'connection', state: 'offline' },
+      { kind: 'hello', from: 7 },
+      { kind: 'leader' },
+      { kind: 'sync', to: 'waiting', reports: 'none' },
+      { kind: 'sync', to: 'waiting', reports: [report('z')], orphans: [{ id: 'q' }], lastEventId: '99' },
+    ];
+    for (const message of unexpected) foreign.postMessage(message);
+    await settle();
+    expect(waiting.events).toHaveLength(before.events);
+    expect(waiting.states).toHaveLength(before.states);
+    expect(statuses(waiting)).toEqual(['a:pending']);
+    expect(statuses(holder)).toEqual(['a:pending']);
+
+    // A good message from the other tab still applies, and so do the holder's next events.
+    foreign.postMessage({
+      kind: 'event',
+      event: { type: 'report_status_update', id: 'a', status: 'queued', at: AT },
+      id: '11',
+    });
+    await settle();
+    expect(statuses(waiting)).toEqual(['a:queued']);
+    es.emit('report_status_update', { id: 'a', status: 'processing' }, '12');
+    await settle();
+    expect(statuses(waiting)).toEqual(['a:processing']);
+    expect(statuses(holder)).toEqual(['a:processing']);
+    foreign.close();
+
+    // The tab that takes over resumes from the last good id, not from a foreign one.
+    holder.close();
+    await settle();
+    expect(FakeEventSource.open()[0].url).toBe(streamUrl('', USER, '12'));
   });
 
   it('without the Web Locks API each tab opens its own stream', async () => {

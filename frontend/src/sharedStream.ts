@@ -17,6 +17,9 @@
 // - Every tab remembers the last event id it saw, so the tab that takes over resumes the
 //   stream from there: the server replays exactly what was missed (or, when it cannot,
 //   sends `reset` and a snapshot).
+// - After a deploy, tabs of the old and the new version share the channel until the old
+//   ones reload, so a tab checks every message's shape (`isChannelMessage`) and ignores
+//   one it does not understand instead of applying it.
 //
 // Without the Web Locks API or BroadcastChannel (old browsers; Web Locks also needs a
 // secure context: https, localhost or 127.0.0.1), each tab opens its own stream.
@@ -24,8 +27,9 @@
 import { applyEvent, initialState, type BoardState } from './reports.ts';
 import { connectReportStream, type Connection, type StreamOptions } from './stream.ts';
 import type { Report, ServerEvent } from './types.ts';
-import type { Status } from './transitions.ts';
+import { isStatus, type Status } from './transitions.ts';
 import { newUuid } from './uuid.ts';
+import { isRecord, toReport } from './wire.ts';
 
 /** The part of `navigator.locks` used here (a test can pass a fake). */
 export interface LockManagerLike {
@@ -60,6 +64,63 @@ export type ChannelMessage =
     };
 
 export type Role = 'waiting' | 'holder';
+
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isIdOrNull = (v: unknown): v is string | null => v === null || isString(v);
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+const isReport = (v: unknown): v is Report => toReport(v) !== null;
+const isConnection = (v: unknown): v is Connection => v === 'connecting' || v === 'live' || v === 'reconnecting';
+
+/** A decoded server event, as the holder posts it (`ServerEvent`). */
+function isServerEvent(v: unknown): v is ServerEvent {
+  if (!isRecord(v)) return false;
+  switch (v.type) {
+    case 'stream_reset':
+      return isString(v.reason) && isString(v.at);
+    case 'snapshot':
+      return Array.isArray(v.reports) && v.reports.every(isReport) && isString(v.at);
+    case 'snapshot_truncated':
+      return isCount(v.total) && isCount(v.sent);
+    case 'new_report':
+      return isReport(v.report);
+    case 'report_status_update':
+      return isString(v.id) && isStatus(v.status) && isString(v.at);
+    case 'report_status_rejected':
+      return isString(v.id) && isStatus(v.status) && isString(v.reason) && isString(v.at);
+    default:
+      return false;
+  }
+}
+
+/**
+ * Whether a message from the channel is a `ChannelMessage` this version understands. The
+ * channel is shared with tabs of other versions of the app, so anything can arrive.
+ */
+export function isChannelMessage(v: unknown): v is ChannelMessage {
+  if (!isRecord(v)) return false;
+  switch (v.kind) {
+    case 'event':
+      return isServerEvent(v.event) && isIdOrNull(v.id);
+    case 'connection':
+      return isConnection(v.state);
+    case 'hello':
+    case 'leader':
+      return isString(v.from);
+    case 'sync':
+      return (
+        isString(v.to) &&
+        Array.isArray(v.reports) &&
+        v.reports.every(isReport) &&
+        Array.isArray(v.orphans) &&
+        v.orphans.every((o) => isRecord(o) && isString(o.id) && isStatus(o.status) && isString(o.at)) &&
+        isIdOrNull(v.lastEventId) &&
+        isConnection(v.connection) &&
+        isString(v.at)
+      );
+    default:
+      return false;
+  }
+}
 
 export interface SharedStreamOptions extends StreamOptions {
   /** Default: `navigator.locks`; null forces one stream per tab. */
@@ -139,8 +200,10 @@ export function connectSharedReportStream(options: SharedStreamOptions): () => v
 
   channel.onmessage = (ev: MessageEvent) => {
     if (closed) return;
-    const message = ev.data as ChannelMessage;
-    switch (message?.kind) {
+    const message: unknown = ev.data;
+    // A tab of another version, or something else on the channel: not for this tab.
+    if (!isChannelMessage(message)) return;
+    switch (message.kind) {
       case 'event':
         if (!holding) apply(message.event, message.id);
         break;

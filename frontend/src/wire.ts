@@ -19,7 +19,8 @@ export const SERVER_EVENTS = [
 
 export type DecodeResult = { ok: true; event: ServerEvent } | { ok: false; error: string };
 
-function isRecord(v: unknown): v is Record<string, unknown> {
+/** A JSON object (not null, not an array). */
+export function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
