@@ -7,7 +7,8 @@ import { SERVER_EVENTS } from './wire.ts';
 
 const USER = '11111111-1111-4111-8111-111111111111';
 
-function connect(lastEventId: string | null = null) {
+/** A connection; `random` places each reconnect wait (default 0: half its back-off step). */
+function connect(lastEventId: string | null = null, random: () => number = () => 0) {
   const events: BoardEvent[] = [];
   const ids: (string | null)[] = [];
   const states: Connection[] = [];
@@ -24,9 +25,22 @@ function connect(lastEventId: string | null = null) {
     now: () => '2026-01-01T12:00:00Z',
     retryMs: 1000,
     maxRetryMs: 4000,
+    random,
     onBadEvent: (name) => bad.push(name),
   });
   return { events, ids, states, bad, close };
+}
+
+/** The newest source gives up for good (readyState CLOSED): ms until the next one opens. */
+function giveUpAndWait(): number {
+  FakeEventSource.all.at(-1)!.fail(2);
+  const before = FakeEventSource.all.length;
+  let waited = 0;
+  while (FakeEventSource.all.length === before && waited < 60_000) {
+    vi.advanceTimersByTime(1);
+    waited += 1;
+  }
+  return waited;
 }
 
 beforeEach(() => {
@@ -119,7 +133,7 @@ describe('connectReportStream', () => {
     first.fail(2); // CLOSED, e.g. HTTP 503 during start-up
     expect(first.closed).toBe(true);
     expect(first.listenerCount()).toBe(0);
-    vi.advanceTimersByTime(999);
+    vi.advanceTimersByTime(499); // half the first step (random 0)
     expect(FakeEventSource.all).toHaveLength(1);
     vi.advanceTimersByTime(1);
     expect(FakeEventSource.all).toHaveLength(2);
@@ -129,23 +143,34 @@ describe('connectReportStream', () => {
 
   it('backs off between manual reconnects, up to the cap, and starts over once a connection opens', () => {
     connect();
-    const delays: number[] = [];
-    for (let i = 0; i < 4; i++) {
-      const es = FakeEventSource.all.at(-1)!;
-      es.fail(2);
-      const before = FakeEventSource.all.length;
-      let waited = 0;
-      while (FakeEventSource.all.length === before) {
-        vi.advanceTimersByTime(100);
-        waited += 100;
-      }
-      delays.push(waited);
-    }
-    expect(delays).toEqual([1000, 2000, 4000, 4000]);
+    const delays = [0, 1, 2, 3].map(() => giveUpAndWait());
+    expect(delays).toEqual([500, 1000, 2000, 2000]); // half of 1, 2, 4, 4 s (random 0)
     FakeEventSource.all.at(-1)!.open();
-    FakeEventSource.all.at(-1)!.fail(2);
-    vi.advanceTimersByTime(1000);
-    expect(FakeEventSource.all).toHaveLength(6);
+    expect(giveUpAndWait()).toBe(500);
+  });
+
+  it('jitters each wait between half its step and the whole step, as the random source says', () => {
+    const draws = [0.5, 0.25, 0.75, 0, 0.875];
+    let drawn = 0;
+    connect(null, () => draws[drawn++]);
+    const delays = draws.map(() => giveUpAndWait());
+    expect(delays).toEqual([750, 1250, 3500, 2000, 3750]); // steps of 1, 2, 4, 4, 4 s
+    expect(drawn).toBe(draws.length);
+  });
+
+  it('spreads the first reconnects of many connections over half to all of the first step', () => {
+    const delays = Array.from({ length: 20 }, () => {
+      FakeEventSource.all = [];
+      const { close } = connect(null, Math.random);
+      const waited = giveUpAndWait();
+      close();
+      return waited;
+    });
+    for (const d of delays) {
+      expect(d).toBeGreaterThanOrEqual(500);
+      expect(d).toBeLessThanOrEqual(1000);
+    }
+    expect(new Set(delays).size).toBeGreaterThan(1);
   });
 
   it('close() removes every listener, closes the source and cancels a pending reconnect', () => {

@@ -8,7 +8,9 @@
 // the browser gives up for good (an HTTP error status such as 503 while the server
 // starts, or a response that is not an event stream), this opens a new EventSource after
 // a back-off and passes the last event id as `?lastEventId=` (a new EventSource cannot
-// set the header). `lastEventId` in the options starts the first connection from an id
+// set the header). The back-off is jittered ("equal jitter": each wait is between half
+// and all of its step), so the tabs that one server restart cut off do not all come back
+// at the same moment. `lastEventId` in the options starts the first connection from an id
 // seen elsewhere (the tab that takes over the shared stream).
 //
 // `connectReportStream` returns `close()`: it removes every listener, closes the source
@@ -39,9 +41,14 @@ export interface StreamOptions {
   /** Prefix for the URL, '' for the page's own origin. */
   baseUrl?: string;
   createEventSource?: (url: string) => EventSourceLike;
-  /** First manual reconnect delay; doubles up to maxRetryMs. */
+  /**
+   * First step of the manual reconnect back-off; the step doubles up to maxRetryMs, and
+   * each wait is between half the step and the whole step.
+   */
   retryMs?: number;
   maxRetryMs?: number;
+  /** Where in [0, 1) each wait falls between half its step and the step (default: Math.random). */
+  random?: () => number;
   now?: () => string;
   /** Called with events that do not decode, and why (default: console.warn). */
   onBadEvent?: (name: string, data: string, error: string) => void;
@@ -64,6 +71,7 @@ export function connectReportStream(options: StreamOptions): () => void {
     createEventSource = (url) => new EventSource(url) as unknown as EventSourceLike,
     retryMs = 1000,
     maxRetryMs = 8000,
+    random = Math.random,
     now = () => new Date().toISOString(),
     onBadEvent = (name, data, error) => console.warn(`ignoring malformed ${name} event (${error})`, data),
   } = options;
@@ -121,7 +129,8 @@ export function connectReportStream(options: StreamOptions): () => void {
         // The browser will not retry this one: start a new one later.
         detach(s);
         source = null;
-        const delay = Math.min(maxRetryMs, retryMs * 2 ** failures);
+        const step = Math.min(maxRetryMs, retryMs * 2 ** failures);
+        const delay = (step / 2) * (1 + Math.min(Math.max(random(), 0), 1));
         failures += 1;
         timer = setTimeout(open, delay);
       }
