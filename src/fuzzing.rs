@@ -52,7 +52,7 @@ pub const EPOCH: &str = "k3x9z";
 /// `Connection: close` verdict. A stream head is undecided on every strict prefix,
 /// so however TCP splits it, `read_head` waits for all of it.
 pub fn head(data: &[u8]) {
-    let handle = ConnectionHandle::default();
+    let handle = ConnectionHandle::detached();
     let verdict = server::parse_head(data, &handle);
     let mut headers = [httparse::EMPTY_HEADER; server::MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
@@ -518,7 +518,7 @@ mod tests {
         assert_eq!(newlines_to_lf("a\r\r\nb\n\rc"), "a\n\nb\n\nc");
         let stream =
             b"GET /v2/sse?username=a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Close\r\n\r\n";
-        let handle = ConnectionHandle::default();
+        let handle = ConnectionHandle::detached();
         assert!(matches!(
             server::parse_head(stream, &handle),
             Some(Head::Stream { close: true, .. })

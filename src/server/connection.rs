@@ -27,7 +27,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::Waker;
 use std::time::Duration;
 
@@ -51,10 +51,10 @@ pub struct Deadlines {
 
 /// Closes the connection a request arrived on, and tells it when requests start
 /// and finish. Reached through `ConnectInfo`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ConnectionHandle(Arc<CloseSignal>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct CloseSignal {
     closed: AtomicBool,
     /// The connection's task, when it waits on the socket.
@@ -63,7 +63,10 @@ struct CloseSignal {
     in_flight: AtomicU32,
     /// [`WAITING_FOR_HEAD`], [`IDLE`] or [`BUSY`].
     phase: AtomicU8,
-    /// When the phase began, in ms since [`epoch`].
+    /// When the handle was made: phase times count from it.
+    born: Instant,
+    /// When the phase began, in ms since `born` (an atomic, not a lock: every
+    /// read of the socket looks at it).
     since_ms: AtomicU64,
     /// The registry of connections waiting for a request, and this one's key in it
     /// (0: not in it). `None` for a handle not tied to a socket.
@@ -75,32 +78,35 @@ const WAITING_FOR_HEAD: u8 = 0;
 const IDLE: u8 = 1;
 const BUSY: u8 = 2;
 
-/// The instant phase times count from.
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX)
+impl CloseSignal {
+    fn new(waiting: Option<Arc<Waiting>>) -> CloseSignal {
+        CloseSignal {
+            closed: AtomicBool::new(false),
+            task: AtomicWaker::new(),
+            in_flight: AtomicU32::new(0),
+            phase: AtomicU8::new(WAITING_FOR_HEAD),
+            born: Instant::now(),
+            since_ms: AtomicU64::new(0),
+            waiting,
+            waiting_key: AtomicU64::new(0),
+        }
+    }
 }
 
 impl ConnectionHandle {
     /// The handle of a socket just accepted: waiting for its first head, counted
     /// in `waiting`.
     pub(super) fn accepted(waiting: Arc<Waiting>) -> ConnectionHandle {
-        let handle = ConnectionHandle(Arc::new(CloseSignal {
-            waiting: Some(waiting),
-            ..CloseSignal::default()
-        }));
+        let handle = ConnectionHandle(Arc::new(CloseSignal::new(Some(waiting))));
         handle.enter(WAITING_FOR_HEAD);
         handle
     }
 
-    /// A handle for one HTTP/2 stream: closing it ends that stream's registration
-    /// in the hub but not the socket the other streams share.
+    /// A handle not tied to a socket: one HTTP/2 stream's (closing it ends that
+    /// stream's registration in the hub but not the socket the other streams
+    /// share), or a test's.
     pub fn detached() -> ConnectionHandle {
-        ConnectionHandle::default()
+        ConnectionHandle(Arc::new(CloseSignal::new(None)))
     }
 
     pub fn close(&self) {
@@ -137,7 +143,8 @@ impl ConnectionHandle {
     }
 
     fn enter(&self, phase: u8) {
-        self.0.since_ms.store(now_ms(), Ordering::Release);
+        let since = u64::try_from(self.0.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.since_ms.store(since, Ordering::Release);
         self.0.phase.store(phase, Ordering::Release);
         if let Some(waiting) = &self.0.waiting {
             self.leave_waiting();
@@ -163,7 +170,7 @@ impl ConnectionHandle {
             _ => return None,
         };
         let since = Duration::from_millis(self.0.since_ms.load(Ordering::Acquire));
-        Some(epoch() + since + after)
+        Some(self.0.born + since + after)
     }
 
     /// Bytes arrived: an idle connection now waits for the rest of a head.
@@ -224,4 +231,78 @@ impl Waiting {
 pub struct SocketSettings {
     pub deadlines: Arc<Deadlines>,
     pub waiting: Arc<Waiting>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEADLINES: Deadlines = Deadlines {
+        header: Duration::from_secs(3),
+        body: Duration::from_secs(5),
+        idle: Duration::from_secs(7),
+        write: Duration::from_secs(11),
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn each_phase_has_its_own_read_deadline_counted_from_its_start() {
+        let handle = ConnectionHandle::accepted(Waiting::new(4));
+        let opened = Instant::now();
+        assert_eq!(
+            handle.read_deadline(&DEADLINES),
+            Some(opened + DEADLINES.header)
+        );
+
+        tokio::time::advance(Duration::from_secs(1)).await;
+        handle.request_started();
+        assert_eq!(
+            handle.read_deadline(&DEADLINES),
+            None,
+            "busy: no read deadline"
+        );
+        handle.request_started();
+        handle.request_finished();
+        assert_eq!(
+            handle.read_deadline(&DEADLINES),
+            None,
+            "one request still runs"
+        );
+
+        tokio::time::advance(Duration::from_secs(2)).await;
+        handle.request_finished();
+        let idle_since = Instant::now();
+        assert_eq!(
+            handle.read_deadline(&DEADLINES),
+            Some(idle_since + DEADLINES.idle)
+        );
+
+        tokio::time::advance(Duration::from_secs(4)).await;
+        handle.bytes_read();
+        let head_since = Instant::now();
+        assert_eq!(
+            handle.read_deadline(&DEADLINES),
+            Some(head_since + DEADLINES.header)
+        );
+        // More bytes of the same head do not move its deadline.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        handle.bytes_read();
+        assert_eq!(
+            handle.read_deadline(&DEADLINES),
+            Some(head_since + DEADLINES.header)
+        );
+    }
+
+    #[test]
+    fn past_its_cap_the_connection_waiting_longest_is_closed() {
+        let waiting = Waiting::new(2);
+        let first = ConnectionHandle::accepted(waiting.clone());
+        let second = ConnectionHandle::accepted(waiting.clone());
+        // A request on the first: it no longer waits, so it is not the one closed.
+        first.request_started();
+        let third = ConnectionHandle::accepted(waiting.clone());
+        assert!(!first.is_closed() && !second.is_closed() && !third.is_closed());
+        let fourth = ConnectionHandle::accepted(waiting.clone());
+        assert!(second.is_closed(), "the oldest waiting one is closed");
+        assert!(!first.is_closed() && !third.is_closed() && !fourth.is_closed());
+    }
 }

@@ -239,12 +239,27 @@ mod tests {
     use axum::routing::{get, post};
     use bytes::Bytes;
 
+    use tokio::time::Instant;
+
     use super::scripted::{Client, Scripted};
     use super::*;
 
     /// Serves a connection from memory with a router that has one stream route and
-    /// one that echoes a POST's body.
+    /// one that echoes a POST's body, every deadline 10 s.
     fn serve(chunks: &[&[u8]]) -> Client {
+        let deadline = Duration::from_secs(10);
+        serve_with(
+            chunks,
+            Deadlines {
+                header: deadline,
+                body: deadline,
+                idle: deadline,
+                write: deadline,
+            },
+        )
+    }
+
+    fn serve_with(chunks: &[&[u8]], deadlines: Deadlines) -> Client {
         let router = Router::new()
             .route(
                 "/v2/sse",
@@ -256,21 +271,78 @@ mod tests {
             )
             .route("/echo", post(|body: String| async move { body }));
         let (io, client) = Scripted::new(chunks, false);
-        let deadline = Duration::from_secs(10);
-        let deadlines = Arc::new(Deadlines {
-            header: deadline,
-            body: deadline,
-            idle: deadline,
-            write: deadline,
-        });
-        let io = ClosableStream::new(io, ConnectionHandle::accepted(Waiting::new(4)), deadlines);
-        tokio::spawn(serve_connection(
-            io,
-            router,
-            deadline,
-            CancellationToken::new(),
-        ));
+        let body = deadlines.body;
+        let handle = ConnectionHandle::accepted(Waiting::new(4));
+        let io = ClosableStream::new(io, handle, Arc::new(deadlines));
+        tokio::spawn(serve_connection(io, router, body, CancellationToken::new()));
         client
+    }
+
+    /// Deadlines all different, so a test sees which one closed the connection.
+    const DEADLINES: Deadlines = Deadlines {
+        header: Duration::from_secs(2),
+        body: Duration::from_secs(3),
+        idle: Duration::from_secs(5),
+        write: Duration::from_secs(7),
+    };
+
+    /// Asserts that `took` is `deadline` give or take 10 %.
+    fn near(took: Duration, deadline: Duration) {
+        let (low, high) = (deadline.mul_f64(0.9), deadline.mul_f64(1.1));
+        assert!(
+            (low..=high).contains(&took),
+            "closed after {took:?}, not within 10 % of {deadline:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_sends_nothing_is_closed_at_the_header_deadline() {
+        let opened = Instant::now();
+        let mut client = serve_with(&[], DEADLINES);
+        assert_eq!(client.until_closed().await, "");
+        near(opened.elapsed(), DEADLINES.header);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_head_that_drips_is_closed_at_the_header_deadline() {
+        let opened = Instant::now();
+        let mut client = serve_with(&[b"GET /v2/sse HTTP/1.1\r\n"], DEADLINES);
+        let sender = client.sender().expect("open");
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if sender.send(b"X-Drip: 1\r\n".to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let all = client.until_closed().await;
+        assert!(!all.contains("HTTP/1.1"), "no answer to half a head: {all}");
+        near(opened.elapsed(), DEADLINES.header);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_idle_after_its_answer_is_closed_at_the_idle_deadline() {
+        let mut client = serve_with(
+            &[b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi"],
+            DEADLINES,
+        );
+        client.until("\r\n\r\nhi").await;
+        let answered = Instant::now();
+        client.until_closed().await;
+        near(answered.elapsed(), DEADLINES.idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_never_ends_is_answered_at_the_body_deadline() {
+        let mut client = serve_with(
+            &[b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhalf"],
+            DEADLINES,
+        );
+        let sent = Instant::now();
+        let all = client.until("HTTP/1.1 4").await;
+        near(sent.elapsed(), DEADLINES.body);
+        assert!(all.starts_with("HTTP/1.1 4"), "{all}");
     }
 
     #[tokio::test]

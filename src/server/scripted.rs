@@ -57,6 +57,12 @@ impl Client {
         }
     }
 
+    /// Another way to send on this connection, for a task that sends while the test
+    /// waits on the server; sending fails once the server dropped its end.
+    pub fn sender(&self) -> Option<mpsc::UnboundedSender<Vec<u8>>> {
+        self.sends.clone()
+    }
+
     /// Everything the server wrote, once it contains `pattern` (or the server
     /// dropped its end). Panics after 10 s without either.
     pub async fn until(&mut self, pattern: &str) -> String {

@@ -221,3 +221,102 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClosableStream<S> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::server::connection::Waiting;
+
+    const DEADLINES: Deadlines = Deadlines {
+        header: Duration::from_secs(2),
+        body: Duration::from_secs(3),
+        idle: Duration::from_secs(5),
+        write: Duration::from_secs(7),
+    };
+
+    fn over_memory(
+        buffer: usize,
+    ) -> (
+        ClosableStream<tokio::io::DuplexStream>,
+        tokio::io::DuplexStream,
+    ) {
+        let (server, client) = tokio::io::duplex(buffer);
+        let handle = ConnectionHandle::accepted(Waiting::new(4));
+        (
+            ClosableStream::new(server, handle, Arc::new(DEADLINES)),
+            client,
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_stops_reading_is_closed_at_the_write_deadline() {
+        let (mut socket, mut client) = over_memory(64);
+        socket.handle().request_started();
+        // The client reads a little, then nothing: the clock starts at the first
+        // write the socket cannot take.
+        socket.write_all(&[b'x'; 64]).await.expect("fits");
+        let mut some = [0u8; 16];
+        client.read_exact(&mut some).await.expect("read");
+        let blocked = Instant::now();
+        let error = socket
+            .write_all(&[b'y'; 1024])
+            .await
+            .expect_err("nobody reads");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        let took = blocked.elapsed();
+        assert!(
+            took >= DEADLINES.write && took <= DEADLINES.write.mul_f64(1.1),
+            "closed after {took:?}, not at the write deadline {:?}",
+            DEADLINES.write
+        );
+        assert!(socket.handle().is_closed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_reader_that_keeps_taking_bytes_is_not_closed() {
+        let (mut socket, mut client) = over_memory(64);
+        socket.handle().request_started();
+        let reader = tokio::spawn(async move {
+            let mut total = 0;
+            let mut buf = [0u8; 32];
+            while total < 4096 {
+                // Slower than the write deadline in all, faster than it each time.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                total += client.read(&mut buf).await.expect("read");
+            }
+        });
+        socket
+            .write_all(&[b'z'; 4096])
+            .await
+            .expect("taken in time, bit by bit");
+        reader.await.expect("reader");
+        assert!(!socket.handle().is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_closed_handle_fails_the_next_read_and_write() {
+        let (mut socket, _client) = over_memory(64);
+        socket.handle().close();
+        let mut buf = [0u8; 8];
+        let read = AsyncReadExt::read(&mut socket, &mut buf)
+            .await
+            .expect_err("closed");
+        assert_eq!(read.kind(), io::ErrorKind::ConnectionAborted);
+        let write = socket.write_all(b"late").await.expect_err("closed");
+        assert_eq!(write.kind(), io::ErrorKind::ConnectionAborted);
+    }
+
+    #[tokio::test]
+    async fn unread_bytes_come_before_the_socket() {
+        let (mut socket, mut client) = over_memory(64);
+        socket.unread(Bytes::from_static(b"head "));
+        client.write_all(b"rest").await.expect("write");
+        let mut got = vec![0u8; 9];
+        socket.read_exact(&mut got).await.expect("read");
+        assert_eq!(got, b"head rest");
+    }
+}
