@@ -22,19 +22,9 @@ use bytes::Bytes;
 
 use crate::server::ConnectionHandle;
 use crate::server::{self, Head};
-use crate::sse::IdScheme;
+use crate::sse::{EventName, IdScheme};
 use crate::v4::facts::Fact;
 use crate::v4::store::StatusChange;
-
-/// The event names the server gives `frame` (`None` is the default `message`).
-pub const EVENT_NAMES: [Option<&str>; 6] = [
-    None,
-    Some("reset"),
-    Some("snapshot"),
-    Some("report_status_update"),
-    Some("new_report"),
-    Some("report_status_rejected"),
-];
 
 /// A fixed epoch for in-process ids (a real one is random base36).
 pub const EPOCH: &str = "k3x9z";
@@ -259,7 +249,7 @@ pub fn frame(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let name = EVENT_NAMES[usize::from(mode) % EVENT_NAMES.len()];
+    let name = EventName::ALL[usize::from(mode) % EventName::ALL.len()];
     let (cursor, text) = rest.split_at(rest.len().min(8));
     let mut bytes = [0; 8];
     bytes[..cursor.len()].copy_from_slice(cursor);
@@ -279,7 +269,7 @@ pub fn frame(data: &[u8]) {
 /// `sse::frame(id, name, data)` is one valid event, read back as `(id, name, data)`
 /// with `data`'s line ends made `\n`. `id` and `name` are the server's own (an id
 /// from `IdScheme::format`, a fixed name): neither has a line end.
-pub fn framed(id: &str, name: Option<&str>, data: &str) {
+pub fn framed(id: &str, name: EventName, data: &str) {
     let bytes = crate::sse::frame(id, name, data);
     let text = std::str::from_utf8(&bytes).expect("a frame is UTF-8");
     assert!(!text.contains('\r'), "a bare CR in {text:?}");
@@ -290,8 +280,11 @@ pub fn framed(id: &str, name: Option<&str>, data: &str) {
     let mut lines = body.split('\n');
     assert_eq!(lines.next(), Some(format!("id: {id}").as_str()));
     let mut lines = lines.peekable();
-    if let Some(name) = name {
-        assert_eq!(lines.next(), Some(format!("event: {name}").as_str()));
+    if name != EventName::Message {
+        assert_eq!(
+            lines.next(),
+            Some(format!("event: {}", name.as_str()).as_str())
+        );
     }
     assert!(lines.peek().is_some(), "no data line in {text:?}");
     for line in lines {
@@ -302,7 +295,7 @@ pub fn framed(id: &str, name: Option<&str>, data: &str) {
         events,
         vec![ReadEvent {
             id: id.to_owned(),
-            name: name.unwrap_or("message").to_owned(),
+            name: name.as_str().to_owned(),
             data: newlines_to_lf(data),
         }],
         "{text:?}"
@@ -356,7 +349,7 @@ fn read_events(stream: &str) -> Vec<ReadEvent> {
                 events.push(ReadEvent {
                     id: id.clone(),
                     name: if name.is_empty() {
-                        "message".to_owned()
+                        EventName::Message.as_str().to_owned()
                     } else {
                         name.clone()
                     },
@@ -471,7 +464,7 @@ pub fn v4_fact(payload: &[u8]) {
         serde_json::from_str::<serde_json::Value>(&data).is_ok(),
         "{data}"
     );
-    framed("12.0.7", Some(fact.event.name()), &data);
+    framed("12.0.7", fact.event.name(), &data);
 }
 
 #[cfg(test)]
@@ -511,7 +504,7 @@ mod tests {
             read_events("id: 1\r\ndata: a\rdata: b\n\n:c\n\n"),
             vec![ReadEvent {
                 id: "1".into(),
-                name: "message".into(),
+                name: EventName::Message.as_str().into(),
                 data: "a\nb".into()
             }]
         );
@@ -740,7 +733,7 @@ mod tests {
         fn frames_are_valid_events(
             cursor in prop::collection::vec(0..=i64::MAX, 1..4),
             local in any::<bool>(),
-            name in prop::sample::select(EVENT_NAMES.to_vec()),
+            name in prop::sample::select(EventName::ALL.to_vec()),
             data in text(),
         ) {
             let id = if local {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::sse::{Lifetime, StreamSettings, Streams, frame, sse_response};
+use crate::sse::{EventName, Lifetime, StreamSettings, Streams, frame, sse_response};
 use crate::user::UserQuery;
 
 /// What a /v1 stream needs beyond [`Streams`]: its interval and keep-alive
@@ -55,7 +55,7 @@ async fn stream(
         // Keeps the stream counted as open for as long as it runs.
         let _ = &open;
         count += 1;
-        frame(&count.to_string(), None, "hi!")
+        frame(&count.to_string(), EventName::Message, "hi!")
     });
     let settings = StreamSettings {
         keep_alive: ticker.keep_alive,

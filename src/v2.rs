@@ -14,7 +14,7 @@ use crate::auth::Caller;
 use crate::channels::{accepted_at, message_text, stream_route};
 use crate::error::ApiError;
 use crate::idempotency::remember;
-use crate::sse::{Streams, UserHub};
+use crate::sse::{Audience, EventName, Streams, UserHub};
 use crate::user::UserQuery;
 
 /// The /v2 hub: in-process by design (its ids resume on this instance only).
@@ -42,8 +42,8 @@ async fn message(
     caller.may_publish()?;
     let username = query.recipient(&caller)?;
     let text = message_text(&body)?;
-    let (id, delivered) = hub.send(&username, None, text, None).unwrap_or_default();
-    Ok(accepted_at(id, delivered))
+    let posted = hub.post(Audience::User(&username), EventName::Message, text);
+    Ok(accepted_at(posted.id, posted.delivered))
 }
 
 async fn broadcast(
@@ -53,6 +53,6 @@ async fn broadcast(
 ) -> Result<Response, ApiError> {
     caller.may_publish()?;
     let text = message_text(&body)?;
-    let (id, delivered) = hub.broadcast(None, text, None).unwrap_or_default();
-    Ok(accepted_at(id, delivered))
+    let posted = hub.post(Audience::Everyone, EventName::Message, text);
+    Ok(accepted_at(posted.id, posted.delivered))
 }

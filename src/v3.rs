@@ -25,7 +25,7 @@ use crate::error::ApiError;
 use crate::idempotency::{RequestKey, remember};
 use crate::lock::Locked;
 use crate::metrics::Metrics;
-use crate::sse::{Streams, UserHub};
+use crate::sse::{Audience, EventName, Streams, UserHub};
 use crate::user::UserQuery;
 
 /// The username that addresses every open /v3 stream.
@@ -112,11 +112,13 @@ fn deliver(channel: &Channel, record: Record) {
     }
     let position = record.position();
     match parse(&record.payload) {
-        Ok((EVERYONE, message)) => {
-            channel.hub.broadcast(None, message, Some(position));
-        }
         Ok((username, message)) => {
-            channel.hub.send(username, None, message, Some(position));
+            let to = if username == EVERYONE {
+                Audience::Everyone
+            } else {
+                Audience::User(username)
+            };
+            channel.hub.apply(position, to, EventName::Message, message);
         }
         Err(why) => skip(channel, &record, Skipped::Malformed(why)),
     }

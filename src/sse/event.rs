@@ -42,17 +42,63 @@ pub fn retry(after: std::time::Duration) -> Bytes {
     Bytes::from(format!("retry: {}\n\n", after.as_millis()))
 }
 
-/// Frames `data` as `id`/`event`/`data:` lines. `name` is `None` for the default
-/// `message` event. Newline variants in `data` are normalised first.
-pub fn frame(id: &str, name: Option<&str>, data: &str) -> Bytes {
+/// Every event name a stream carries: the wire vocabulary, defined here only
+/// (`docs/openapi.json` documents each; the dashboard's `wire.ts` reads them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventName {
+    /// /v1–/v3's events: the default name, so no `event:` line is sent.
+    Message,
+    /// The client's `Last-Event-ID` cannot be resumed exactly: `{"reason", "lastEventId"}`.
+    Reset,
+    /// /v4: the user's reports when the stream opens, a JSON array.
+    Snapshot,
+    /// /v4: the snapshot left out the oldest reports: `{"total", "sent"}`.
+    SnapshotTruncated,
+    /// /v4: a report was created.
+    NewReport,
+    /// /v4: a report's status changed.
+    ReportStatusUpdate,
+    /// /v4: a requested change was refused.
+    ReportStatusRejected,
+}
+
+impl EventName {
+    pub const ALL: [EventName; 7] = [
+        EventName::Message,
+        EventName::Reset,
+        EventName::Snapshot,
+        EventName::SnapshotTruncated,
+        EventName::NewReport,
+        EventName::ReportStatusUpdate,
+        EventName::ReportStatusRejected,
+    ];
+
+    /// The `event:` field's value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventName::Message => "message",
+            EventName::Reset => "reset",
+            EventName::Snapshot => "snapshot",
+            EventName::SnapshotTruncated => "snapshot_truncated",
+            EventName::NewReport => "new_report",
+            EventName::ReportStatusUpdate => "report_status_update",
+            EventName::ReportStatusRejected => "report_status_rejected",
+        }
+    }
+}
+
+/// Frames `data` as `id`/`event`/`data:` lines (no `event:` line for
+/// [`EventName::Message`], the default). Newline variants in `data` are
+/// normalised first.
+pub fn frame(id: &str, name: EventName, data: &str) -> Bytes {
     let data = normalize_newlines(data);
     let mut buf = BytesMut::with_capacity(data.len() + id.len() + 32);
     buf.put_slice(b"id: ");
     buf.put_slice(id.as_bytes());
     buf.put_u8(b'\n');
-    if let Some(name) = name {
+    if name != EventName::Message {
         buf.put_slice(b"event: ");
-        buf.put_slice(name.as_bytes());
+        buf.put_slice(name.as_str().as_bytes());
         buf.put_u8(b'\n');
     }
     for line in data.split('\n') {
@@ -86,7 +132,7 @@ mod tests {
 
     #[test]
     fn frames_multi_line_data_and_name() {
-        let bytes = frame("7", Some("snapshot"), "a\r\nb\rc\nd");
+        let bytes = frame("7", EventName::Snapshot, "a\r\nb\rc\nd");
         assert_eq!(
             &bytes[..],
             b"id: 7\nevent: snapshot\ndata: a\ndata: b\ndata: c\ndata: d\n\n"
@@ -95,6 +141,9 @@ mod tests {
 
     #[test]
     fn frames_default_event_without_name() {
-        assert_eq!(&frame("1", None, "hi!")[..], b"id: 1\ndata: hi!\n\n");
+        assert_eq!(
+            &frame("1", EventName::Message, "hi!")[..],
+            b"id: 1\ndata: hi!\n\n"
+        );
     }
 }

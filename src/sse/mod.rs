@@ -17,7 +17,7 @@ mod positions;
 mod queue;
 mod stream;
 
-pub use event::{Event, Position, frame};
-pub use hub::{HubLimits, ResetReason, Subscription, UserHub};
+pub use event::{Event, EventName, Position, frame};
+pub use hub::{Audience, HubLimits, Posted, ResetReason, Subscription, UserHub};
 pub use ids::IdScheme;
 pub use stream::{LastEventId, Lifetime, StreamSettings, Streams, sse_response};

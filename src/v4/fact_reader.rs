@@ -21,6 +21,7 @@ use super::Board;
 use super::facts::Fact;
 use crate::bus::{FanOut, Record};
 use crate::lock::Locked;
+use crate::sse::Audience;
 
 /// Fact ids remembered per instance to drop duplicates.
 const REMEMBERED_FACTS: usize = 100_000;
@@ -66,11 +67,11 @@ fn push(board: &Board, seen: &Mutex<RecentIds>, outcome_seen: &impl Fn(Uuid), re
     outcome_seen(fact.fact_id);
     let first_time = seen.locked().insert(fact.fact_id);
     if first_time {
-        board.hub.send(
-            &fact.user_id.to_string(),
-            Some(fact.event.name()),
+        board.hub.apply(
+            record.position(),
+            Audience::User(&fact.user_id.to_string()),
+            fact.event.name(),
             &fact.event.data(),
-            Some(record.position()),
         );
     } else {
         board.hub.skip(record.position());

@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::sse::EventName;
+
 use super::Board;
 use super::report::{Report, Status};
 
@@ -34,11 +36,11 @@ pub enum FactEvent {
 }
 
 impl FactEvent {
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> EventName {
         match self {
-            FactEvent::ReportStatusUpdate { .. } => "report_status_update",
-            FactEvent::NewReport(_) => "new_report",
-            FactEvent::ReportStatusRejected { .. } => "report_status_rejected",
+            FactEvent::ReportStatusUpdate { .. } => EventName::ReportStatusUpdate,
+            FactEvent::NewReport(_) => EventName::NewReport,
+            FactEvent::ReportStatusRejected { .. } => EventName::ReportStatusRejected,
         }
     }
 
@@ -90,7 +92,7 @@ mod tests {
         };
         let json = serde_json::to_string(&fact).unwrap();
         assert_eq!(serde_json::from_str::<Fact>(&json).unwrap(), fact);
-        assert_eq!(fact.event.name(), "report_status_update");
+        assert_eq!(fact.event.name(), EventName::ReportStatusUpdate);
         assert_eq!(
             fact.event.data(),
             r#"{"id":"00000000-0000-0000-0000-000000000000","status":"queued"}"#

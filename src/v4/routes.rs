@@ -32,7 +32,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::idempotency::{RequestKey, remember};
 use crate::server::ConnectionHandle;
-use crate::sse::{LastEventId, Lifetime, Streams, frame, sse_response};
+use crate::sse::{EventName, LastEventId, Lifetime, Streams, frame, sse_response};
 use crate::user::UserIdQuery;
 
 /// What the routes need beyond the [`Board`]: how many reports a user may keep
@@ -288,7 +288,8 @@ async fn stream(
 /// snapshot is `[]`, still followed by the notice.
 fn snapshot(id: &str, reports: &[Report], budget: usize) -> Vec<Bytes> {
     let items: Vec<String> = reports.iter().map(Report::to_json).collect();
-    let frame_of = |sent: &[String]| frame(id, Some("snapshot"), &format!("[{}]", sent.join(",")));
+    let frame_of =
+        |sent: &[String]| frame(id, EventName::Snapshot, &format!("[{}]", sent.join(",")));
     // The frame of `[]`, then each report and the comma before all but the first.
     let empty = frame_of(&[]).len();
     let whole =
@@ -298,7 +299,7 @@ fn snapshot(id: &str, reports: &[Report], budget: usize) -> Vec<Bytes> {
     }
     let notice = |sent: usize| {
         let data = json!({ "total": items.len(), "sent": sent }).to_string();
-        frame(id, Some("snapshot_truncated"), &data)
+        frame(id, EventName::SnapshotTruncated, &data)
     };
     // `sent` has at most as many digits as `total`: this bounds every notice.
     let room = budget.saturating_sub(notice(items.len()).len());
@@ -350,7 +351,7 @@ mod tests {
         let all = reports(5);
         let whole = frame(
             "7",
-            Some("snapshot"),
+            EventName::Snapshot,
             &serde_json::to_string(&all).expect("json"),
         );
         assert_eq!(snapshot("7", &all, whole.len()), vec![whole.clone()]);
@@ -366,7 +367,7 @@ mod tests {
         let all = reports(20);
         let whole = frame(
             "7",
-            Some("snapshot"),
+            EventName::Snapshot,
             &serde_json::to_string(&all).expect("json"),
         );
         for budget in [0, 50, 200, 400, 1_000, 2_000, whole.len() - 1] {

@@ -68,6 +68,7 @@ mod limits;
 mod retention;
 mod subscription;
 
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -75,7 +76,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use prometheus_client::metrics::counter::Counter;
 
-use super::event::frame;
+use super::event::{EventName, frame};
 use super::history::{self, History};
 use super::ids::{Cursor, IdScheme};
 use super::positions::{Positions, local_cursor, local_position};
@@ -90,6 +91,27 @@ use subscription::{Registration, Start};
 pub use limits::HubLimits;
 pub use subscription::{ResetReason, Subscription};
 
+/// Who an event is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience<'a> {
+    /// Every connection of one user.
+    User(&'a str),
+    /// Every open connection.
+    Everyone,
+}
+
+/// What a posted event became: its id and the connections it was queued on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    pub id: String,
+    pub delivered: usize,
+}
+
+/// A record this hub's cursor is already past: it makes no event.
+struct ReadBefore;
+
+/// The registry of one step's users, their connections and kept events (see the
+/// module's doc for its invariants and lock order).
 pub struct UserHub {
     version: &'static str,
     ids: IdScheme,
@@ -252,17 +274,46 @@ impl UserHub {
         Subscription::new(start, position, rx, registration)
     }
 
-    /// One event for `user`, queued on each of their connections and kept for
-    /// resume. `record` is the Kafka position it was read from (ignored by a hub
-    /// with process-local ids). Returns the event id and the connections reached;
-    /// `None` for a record read before (a reader that restarted behind).
-    pub fn send(
+    /// A process-local event (/v2, and /v3 or /v4 without Kafka) to `to`: queued
+    /// on each of the audience's connections and kept for resume.
+    pub fn post(&self, to: Audience<'_>, name: EventName, data: &str) -> Posted {
+        let local = |hub: &UserHub| Ok::<_, Infallible>(hub.local_event(name, data));
+        let posted = match to {
+            Audience::User(user) => self.to_user(user, local),
+            Audience::Everyone => self.to_everyone(local),
+        };
+        match posted {
+            Ok(posted) => posted,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The event a bus record carries, read from `record`: like [`UserHub::post`],
+    /// but on a hub with Kafka positions the record's place decides the event's id,
+    /// and a record read before (a reader that restarted behind) makes no event:
+    /// `None`.
+    pub fn apply(
+        &self,
+        record: Position,
+        to: Audience<'_>,
+        name: EventName,
+        data: &str,
+    ) -> Option<Posted> {
+        let read = |hub: &UserHub| hub.record_event(record, name, data).ok_or(ReadBefore);
+        let posted = match to {
+            Audience::User(user) => self.to_user(user, read),
+            Audience::Everyone => self.to_everyone(read),
+        };
+        posted.ok()
+    }
+
+    /// One event for `user`, made by `make` under the user's lock (so ids follow
+    /// delivery order), queued on each of their connections and kept for resume.
+    fn to_user<E>(
         &self,
         user: &str,
-        name: Option<&str>,
-        data: &str,
-        record: Option<Position>,
-    ) -> Option<(String, usize)> {
+        make: impl FnOnce(&UserHub) -> Result<(String, Event), E>,
+    ) -> Result<Posted, E> {
         let _gate = self.gate.reading();
         // The common case, a user already here, allocates no key.
         let mut state = match self.users.get_mut(user) {
@@ -270,14 +321,16 @@ impl UserHub {
             None => self.users.entry(Arc::from(user)).or_default(),
         };
         let key = state.key().clone();
-        let Some((id, event)) = self.make_event(name, data, record) else {
-            // A record read again: no event, and no entry left for a user this hub
-            // did not have.
-            drop(state);
-            self.users.remove_if(user, |_, s| {
-                s.connections.is_empty() && s.history.is_empty()
-            });
-            return None;
+        let (id, event) = match make(self) {
+            Ok(made) => made,
+            Err(e) => {
+                // No event, and no entry left for a user this hub did not have.
+                drop(state);
+                self.users.remove_if(user, |_, s| {
+                    s.connections.is_empty() && s.history.is_empty()
+                });
+                return Err(e);
+            }
         };
         let delivered = self.deliver(&mut state, &event);
         let cost = event.cost();
@@ -286,18 +339,16 @@ impl UserHub {
         let freed = state.history.push(event, capacity);
         drop(state);
         self.keep(seq, cost, freed, Owner::User(key));
-        Some((id, delivered))
+        Ok(Posted { id, delivered })
     }
 
     /// One event, framed once, to every open connection, kept once for everybody.
-    pub fn broadcast(
+    fn to_everyone<E>(
         &self,
-        name: Option<&str>,
-        data: &str,
-        record: Option<Position>,
-    ) -> Option<(String, usize)> {
+        make: impl FnOnce(&UserHub) -> Result<(String, Event), E>,
+    ) -> Result<Posted, E> {
         let gate = self.gate.writing();
-        let (id, event) = self.make_event(name, data, record)?;
+        let (id, event) = make(self)?;
         let mut delivered = 0;
         for mut state in self.users.iter_mut() {
             if !state.connections.is_empty() {
@@ -309,7 +360,7 @@ impl UserHub {
         let freed = self.everyone.locked().push(event, self.limits.history);
         drop(gate);
         self.keep(seq, cost, freed, Owner::Everyone);
-        Some((id, delivered))
+        Ok(Posted { id, delivered })
     }
 
     /// A Kafka record that carries no event for anyone (malformed, or a duplicate):
@@ -320,29 +371,44 @@ impl UserHub {
         }
     }
 
-    fn make_event(
-        &self,
-        name: Option<&str>,
-        data: &str,
-        record: Option<Position>,
-    ) -> Option<(String, Event)> {
+    /// The next event in this hub's own sequence.
+    fn local_event(&self, name: EventName, data: &str) -> (String, Event) {
         let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
-        let (position, cursor) = match record {
-            Some(record) if self.uses_kafka_positions() => {
-                (record, self.positions.locked().advance(record)?)
-            }
-            _ => (local_position(seq), local_cursor(seq)),
-        };
-        let id = self.ids.format(&cursor);
+        self.event_at(seq, local_position(seq), &local_cursor(seq), name, data)
+    }
+
+    /// The event of the record at `record`; `None` if the cursor is past it. A hub
+    /// without Kafka positions numbers it in its own sequence.
+    fn record_event(
+        &self,
+        record: Position,
+        name: EventName,
+        data: &str,
+    ) -> Option<(String, Event)> {
+        if !self.uses_kafka_positions() {
+            return Some(self.local_event(name, data));
+        }
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let cursor = self.positions.locked().advance(record)?;
+        Some(self.event_at(seq, record, &cursor, name, data))
+    }
+
+    fn event_at(
+        &self,
+        seq: u64,
+        position: Position,
+        cursor: &Cursor,
+        name: EventName,
+        data: &str,
+    ) -> (String, Event) {
+        let id = self.ids.format(cursor);
         let bytes = frame(&id, name, data);
-        Some((
-            id,
-            Event {
-                seq,
-                position,
-                bytes,
-            },
-        ))
+        let event = Event {
+            seq,
+            position,
+            bytes,
+        };
+        (id, event)
     }
 
     fn deliver(&self, state: &mut UserState, event: &Event) -> usize {
@@ -565,7 +631,7 @@ mod tests {
     }
 
     fn send(hub: &UserHub, user: &str, data: &str) -> String {
-        hub.send(user, None, data, None).expect("a local event").0
+        hub.post(Audience::User(user), EventName::Message, data).id
     }
 
     fn replayed(s: &mut Subscription) -> Vec<String> {
@@ -578,7 +644,9 @@ mod tests {
         let mut a1 = hub.subscribe("a", None, None);
         let mut a2 = hub.subscribe("a", None, None);
         let mut b = hub.subscribe("b", None, None);
-        let (_, delivered) = hub.send("a", None, "hello", None).unwrap();
+        let delivered = hub
+            .post(Audience::User("a"), EventName::Message, "hello")
+            .delivered;
         assert_eq!(delivered, 2);
         assert!(text(&a1.next().await.unwrap()).contains("data: hello"));
         assert!(text(&a2.next().await.unwrap()).contains("data: hello"));
@@ -592,7 +660,7 @@ mod tests {
         let seen = send(&hub, "a", "one");
         drop(first);
         send(&hub, "a", "two");
-        hub.broadcast(None, "all", None).unwrap();
+        hub.post(Audience::Everyone, EventName::Message, "all");
         send(&hub, "b", "not for a");
         send(&hub, "a", "three");
         let mut again = hub.subscribe("a", Some(&seen), None);
@@ -692,7 +760,9 @@ mod tests {
             send(&hub, "a", &i.to_string());
             fast.next().await.unwrap();
         }
-        let (_, delivered) = hub.send("a", None, "third", None).unwrap();
+        let delivered = hub
+            .post(Audience::User("a"), EventName::Message, "third")
+            .delivered;
         assert_eq!(delivered, 1, "the slow connection is cut off");
         assert!(text(&fast.next().await.unwrap()).contains("third"));
         drop(slow);
@@ -707,26 +777,27 @@ mod tests {
             Arc::new(Metrics::new()),
         );
         hub.reading_from(&[5]);
-        let at = |offset| {
-            Some(Position {
-                partition: 0,
-                offset,
-            })
+        let at = |offset| Position {
+            partition: 0,
+            offset,
         };
-        let (id, _) = hub.send("a", None, "five", at(5)).unwrap();
+        let record = |offset, user, data| {
+            hub.apply(at(offset), Audience::User(user), EventName::Message, data)
+        };
+        let id = record(5, "a", "five").expect("a new record").id;
         assert_eq!(id, "6");
         // The client already has offsets 5 and 6 from another instance.
         let mut s = hub.subscribe("a", Some("7"), None);
         assert_eq!(s.reset, None);
         assert!(replayed(&mut s).is_empty());
-        hub.send("a", None, "six", at(6)).unwrap();
-        hub.send("a", None, "seven", at(7)).unwrap();
+        record(6, "a", "six").expect("a new record");
+        record(7, "a", "seven").expect("a new record");
         assert!(text(&s.next().await.unwrap()).contains("data: seven"));
         // Records read again (a reader restarted behind) are not events again.
-        assert!(hub.send("a", None, "five again", at(5)).is_none());
+        assert!(record(5, "a", "five again").is_none());
         // Nor do they leave an entry for a user the hub did not have.
         let users = hub.user_count();
-        assert!(hub.send("new", None, "six again", at(6)).is_none());
+        assert!(record(6, "new", "six again").is_none());
         assert_eq!(hub.user_count(), users);
         // An id from before where this instance began reading is expired.
         let s = hub.subscribe("a", Some("3"), None);
@@ -747,7 +818,7 @@ mod tests {
         let hub = hub(10, 10);
         let mut a = hub.subscribe("a", None, None);
         let mut b = hub.subscribe("b", None, None);
-        let (id, delivered) = hub.broadcast(None, "all", None).unwrap();
+        let Posted { id, delivered } = hub.post(Audience::Everyone, EventName::Message, "all");
         assert_eq!(delivered, 2);
         let expected = format!("id: {id}\ndata: all\n\n");
         assert_eq!(text(&a.next().await.unwrap()), expected);

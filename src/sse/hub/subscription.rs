@@ -18,7 +18,7 @@ use serde_json::json;
 use super::UserHub;
 use crate::metrics::OpenStreamGuard;
 use crate::sse::Event;
-use crate::sse::event::{frame, id_only};
+use crate::sse::event::{EventName, frame, id_only};
 use crate::sse::history::{self, History};
 use crate::sse::ids::{Cursor, IdScheme};
 use crate::sse::queue::QueueReceiver;
@@ -222,7 +222,7 @@ impl Subscription {
                     "lastEventId": last_event_id.unwrap_or_default(),
                 })
                 .to_string();
-                vec![frame(&self.position, Some("reset"), &data)]
+                vec![frame(&self.position, EventName::Reset, &data)]
             }
             None => std::mem::take(&mut self.replay),
         }
