@@ -124,16 +124,17 @@ pub struct Config {
     pub v4_writers_group: String,
 
     /// Keep-alive comment interval for /v2../v4 (v1 uses 3 s unless this is set).
-    #[arg(long, env = "SSE_KEEP_ALIVE_MS")]
-    pub keep_alive_ms: Option<u64>,
+    /// Also `--keep-alive-ms` / `SSE_KEEP_ALIVE_MS` (a bare number is milliseconds).
+    #[arg(long, alias = "keep-alive-ms", env = "SSE_KEEP_ALIVE", value_parser = duration_or_ms)]
+    pub keep_alive: Option<Duration>,
 
-    /// Interval between two `hi!` on /v1.
-    #[arg(long, env = "SSE_V1_INTERVAL_MS", default_value_t = 15_000)]
-    pub v1_interval_ms: u64,
+    /// Interval between two `hi!` on /v1. Also `--v1-interval-ms`.
+    #[arg(long, alias = "v1-interval-ms", env = "SSE_V1_INTERVAL", default_value = "15s", value_parser = duration_or_ms)]
+    pub v1_interval: Duration,
 
-    /// Reconnect delay suggested to browsers (`retry:` field).
-    #[arg(long, env = "SSE_RETRY_MS", default_value_t = 2_000)]
-    pub retry_ms: u64,
+    /// Reconnect delay suggested to browsers (`retry:` field). Also `--retry-ms`.
+    #[arg(long, alias = "retry-ms", env = "SSE_RETRY", default_value = "2s", value_parser = duration_or_ms)]
+    pub retry: Duration,
 
     /// Events kept per user for `Last-Event-ID` resume.
     #[arg(long, env = "SSE_HISTORY", default_value_t = 1_000)]
@@ -293,19 +294,19 @@ impl Config {
             .collect()
     }
 
-    /// Keep-alive interval for /v2, /v3 and /v4 streams.
-    pub fn keep_alive(&self) -> Duration {
-        Duration::from_millis(self.keep_alive_ms.unwrap_or(15_000).max(1))
+    /// Keep-alive interval for /v2, /v3 and /v4 streams (a zero one would spin).
+    pub fn stream_keep_alive(&self) -> Duration {
+        at_least_1ms(self.keep_alive.unwrap_or(Duration::from_secs(15)))
     }
 
-    /// Interval between two `hi!` on /v1 (a zero interval would spin).
-    pub fn v1_interval(&self) -> Duration {
-        Duration::from_millis(self.v1_interval_ms.max(1))
+    /// Interval between two `hi!` on /v1.
+    pub fn v1_tick(&self) -> Duration {
+        at_least_1ms(self.v1_interval)
     }
 
     /// Keep-alive interval for /v1, whose default is shorter to show the comments.
     pub fn v1_keep_alive(&self) -> Duration {
-        Duration::from_millis(self.keep_alive_ms.unwrap_or(3_000).max(1))
+        at_least_1ms(self.keep_alive.unwrap_or(Duration::from_secs(3)))
     }
 }
 
@@ -320,6 +321,39 @@ impl Default for Config {
         match Cli::from_arg_matches(&matches) {
             Ok(cli) => cli.config,
             Err(e) => unreachable!("the flags' defaults always parse: {e}"),
+        }
+    }
+}
+
+fn at_least_1ms(interval: Duration) -> Duration {
+    interval.max(Duration::from_millis(1))
+}
+
+/// A duration as every duration flag takes it (`500ms`, `2s`, `10m`), or a bare
+/// number of milliseconds: the spelling of the flags that were named `--*-ms`.
+fn duration_or_ms(value: &str) -> Result<Duration, String> {
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return value
+            .parse()
+            .map(Duration::from_millis)
+            .map_err(|e| format!("{value}: {e}"));
+    }
+    humantime::parse_duration(value).map_err(|e| format!("{value}: {e}"))
+}
+
+/// The environment variables of the flags renamed to one unit style, read when
+/// the new name is not set: `SSE_RETRY_MS=2000` still works.
+pub fn accept_old_environment() {
+    for (old, new) in [
+        ("SSE_KEEP_ALIVE_MS", "SSE_KEEP_ALIVE"),
+        ("SSE_V1_INTERVAL_MS", "SSE_V1_INTERVAL"),
+        ("SSE_RETRY_MS", "SSE_RETRY"),
+    ] {
+        if std::env::var_os(new).is_none()
+            && let Some(value) = std::env::var_os(old)
+        {
+            // SAFETY: called first thing in `main`, before any other thread runs.
+            unsafe { std::env::set_var(new, value) };
         }
     }
 }
@@ -404,6 +438,41 @@ mod tests {
 
     /// 32 bytes: the shortest secret accepted.
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn duration_flags_take_units_and_their_old_milliseconds_spelling() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["sse-server"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).expect("parses").config
+        };
+        let defaults = parse(&[]);
+        assert_eq!(defaults.retry, Duration::from_secs(2));
+        assert_eq!(defaults.v1_interval, Duration::from_secs(15));
+        assert_eq!(defaults.keep_alive, None);
+        let new = parse(&[
+            "--retry",
+            "1500ms",
+            "--v1-interval",
+            "3s",
+            "--keep-alive",
+            "1m",
+        ]);
+        let old = parse(&[
+            "--retry-ms",
+            "1500",
+            "--v1-interval-ms",
+            "3000",
+            "--keep-alive-ms",
+            "60000",
+        ]);
+        for config in [new, old] {
+            assert_eq!(config.retry, Duration::from_millis(1500));
+            assert_eq!(config.v1_interval, Duration::from_secs(3));
+            assert_eq!(config.keep_alive, Some(Duration::from_secs(60)));
+        }
+        assert!(Cli::try_parse_from(["sse-server", "--retry", "soon"]).is_err());
+    }
 
     #[test]
     fn a_secret_shorter_than_32_bytes_is_refused_with_the_reason() {

@@ -220,7 +220,7 @@ async fn build_state(config: Config, stop: Stop) -> anyhow::Result<AppState> {
     tracing::info!(max_streams, max_per_user, "open stream limits");
     let limits = StreamLimits::new(max_streams, max_per_user);
     let v1 = v1::Ticker {
-        every: config.v1_interval(),
+        every: config.v1_tick(),
         keep_alive: config.v1_keep_alive(),
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
@@ -253,8 +253,8 @@ async fn build_state(config: Config, stop: Stop) -> anyhow::Result<AppState> {
         streams: Streams {
             limits,
             settings: StreamSettings {
-                retry: Duration::from_millis(config.retry_ms),
-                keep_alive: config.keep_alive(),
+                retry: config.retry,
+                keep_alive: config.stream_keep_alive(),
                 shutdown: shutdown.clone(),
             },
         },

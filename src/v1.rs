@@ -19,7 +19,7 @@ use crate::sse::{EventName, Lifetime, StreamSettings, Streams, frame, sse_respon
 use crate::user::UserQuery;
 
 /// What a /v1 stream needs beyond [`Streams`]: its interval and keep-alive
-/// (`--v1-interval-ms`, and `--keep-alive-ms`, 3 s for /v1 when unset), the
+/// (`--v1-interval`, and `--keep-alive`, 3 s for /v1 when unset), the
 /// metrics that count it, and the shutdown signal (no hub holds /v1 streams).
 #[derive(Clone)]
 pub struct Ticker {

@@ -74,7 +74,7 @@ async fn streams_over_the_limits_get_429_with_retry_after_until_one_closes() {
         max_streams: Some(4),
         max_streams_per_user: 2,
         // Frequent keep-alives: the server learns at once that a client has gone.
-        keep_alive_ms: Some(50),
+        keep_alive: Some(std::time::Duration::from_millis(50)),
         ..embedded()
     })
     .await;
