@@ -85,10 +85,19 @@ async fn next_outcome(client: &mut SseClient) -> (String, String, Value) {
     }
 }
 
-/// Asserts that no status event arrives within `wait`.
-async fn expect_no_outcome(client: &mut SseClient, wait: Duration) {
-    let result = tokio::time::timeout(wait, next_outcome(client)).await;
-    assert!(result.is_err(), "unexpected outcome {:?}", result.ok());
+/// Asserts that no status event comes, however late: after `wait`, a report
+/// created and queued through `base` is the next outcome on `client`, so an
+/// outcome announced before it, in or after the wait, fails here.
+async fn expect_no_outcome(base: &str, user: Uuid, client: &mut SseClient, wait: Duration) {
+    tokio::time::sleep(wait).await;
+    let marker = create_report(base, user).await;
+    put(base, user, &marker, "queued").await;
+    let (name, id, data) = next_outcome(client).await;
+    assert_eq!(
+        (name.as_str(), id.as_str()),
+        ("report_status_update", marker.as_str()),
+        "an outcome came before the marker's: {data}"
+    );
 }
 
 /// A command as the server puts it on the command topic.
@@ -163,7 +172,7 @@ async fn kill_9_after_the_last_202_loses_no_change_and_repeats_none() {
             rejections.push(data);
         }
     }
-    expect_no_outcome(&mut stream, SETTLE).await;
+    expect_no_outcome(&survivor.base, user, &mut stream, SETTLE).await;
     let once = reports
         .iter()
         .filter(|r| updates.get(*r) == Some(&1))
@@ -269,7 +278,7 @@ async fn records_that_can_never_apply_are_passed_and_later_changes_apply_at_once
         ("report_status_update", good.as_str())
     );
     assert_eq!(data["status"], "queued");
-    expect_no_outcome(&mut stream, SETTLE).await;
+    expect_no_outcome(&server.base, user, &mut stream, SETTLE).await;
 
     let metrics = server.metrics().await;
     for line in [
@@ -317,7 +326,7 @@ async fn a_command_delivered_again_much_later_is_neither_rejected_nor_repeated()
         "the re-delivery was announced: {data}"
     );
     // The sweeper has seen the re-delivered command without an outcome too.
-    expect_no_outcome(&mut stream, SETTLE).await;
+    expect_no_outcome(&later.base, user, &mut stream, SETTLE).await;
     later.stop().await;
 }
 
@@ -392,7 +401,8 @@ async fn a_reader_that_panics_is_restarted_and_not_ready_meanwhile() {
         )),
         "{metrics}"
     );
-    stream.expect_silence(Duration::from_secs(1)).await;
+    post("marker".into()).await;
+    stream.expect_marker("marker").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -449,7 +459,7 @@ async fn commands_a_hung_writer_holds_are_settled_by_the_sweeper() {
         slowest = slowest.max(accepted[&id].elapsed());
         *updates.entry(id).or_default() += 1;
     }
-    expect_no_outcome(&mut stream, SETTLE).await;
+    expect_no_outcome(&server.base, user, &mut stream, SETTLE).await;
     assert!(updates.values().all(|&n| n == 1), "{updates:?}");
     let metrics = server.metrics().await;
     let swept: usize = metrics

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{SseClient, TestServer, embedded, unique};
 use serde_json::Value;
 
@@ -19,7 +17,8 @@ async fn two_tabs_of_a_user_get_a_message_and_another_user_does_not() {
     let stream = |name: &str| server.url(&format!("/v2/sse?username={name}"));
     let mut tab1 = SseClient::connect(&stream(&user)).await;
     let mut tab2 = SseClient::connect(&stream(&user)).await;
-    let mut other = SseClient::connect(&stream("someone-else")).await;
+    let someone_else = unique("someone-else");
+    let mut other = SseClient::connect(&stream(&someone_else)).await;
 
     let reply = server
         .post(&format!("/v2/message?username={user}"), "Howdy")
@@ -33,7 +32,11 @@ async fn two_tabs_of_a_user_get_a_message_and_another_user_does_not() {
         assert_eq!(event.data, "Howdy");
         assert_eq!(event.id, body["id"].as_str().expect("id is a string"));
     }
-    other.expect_silence(Duration::from_millis(300)).await;
+    let marker = server
+        .post(&format!("/v2/message?username={someone_else}"), "marker")
+        .await;
+    assert_eq!(marker.status(), 202);
+    other.expect_marker("marker").await;
     server.stop().await;
 }
 
@@ -116,7 +119,7 @@ async fn resume_with_last_event_id_replays_missed_events_once_in_order() {
 #[tokio::test]
 async fn v1_says_hi_at_once_and_sends_keep_alive_comments() {
     let mut config = embedded();
-    config.keep_alive_ms = Some(100);
+    config.keep_alive = Some(std::time::Duration::from_millis(100));
     let server = TestServer::start(config).await;
     let response = reqwest::get(server.url("/v1/sse?username=demo"))
         .await
