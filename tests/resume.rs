@@ -32,18 +32,20 @@ async fn publish_mixed(server: &TestServer, user: &str, i: usize) -> String {
 /// Asserts that nothing more comes on a /v3 stream of `user`: a message to the
 /// user and a broadcast sent now (they may sit in different partitions, and a
 /// repeat comes before the marker of its own partition) are the next two events.
-async fn expect_only_markers(server: &TestServer, client: &mut SseClient, user: &str) {
+/// Returns the id of the last.
+async fn expect_only_markers(server: &TestServer, client: &mut SseClient, user: &str) -> String {
     let own = server
         .post(&format!("/v3/message?username={user}"), "end-own")
         .await;
     assert_eq!(own.status(), 202);
     assert_eq!(server.post("/v3/broadcast", "end-all").await.status(), 202);
-    let next: HashSet<String> = [client.next().await.data, client.next().await.data].into();
+    let (first, second) = (client.next().await, client.next().await);
     assert_eq!(
-        next,
+        HashSet::from([first.data, second.data]),
         HashSet::from(["end-own".to_owned(), "end-all".to_owned()]),
         "events came before the markers"
     );
+    second.id
 }
 
 /// Reads `n` events and returns their data, asserting each kind (own, broadcast)
@@ -134,8 +136,8 @@ async fn v3_resumes_exactly_on_another_instance() {
         missed.push(publish_mixed(&b, &user, i).await);
     }
     let mut on_b = SseClient::connect_with(&stream(&b), Some(&seen)).await;
-    let last = read_mixed(&mut on_b, &missed).await;
-    expect_only_markers(&b, &mut on_b, &user).await;
+    read_mixed(&mut on_b, &missed).await;
+    let last = expect_only_markers(&b, &mut on_b, &user).await;
 
     // The same event has the same id everywhere: B's last id resumes on A with
     // nothing to replay, and the next message arrives once.
