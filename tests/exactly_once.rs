@@ -10,9 +10,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use common::{
-    Binary, PATIENCE, SseClient, TestServer, eventually, free_port, unique, with_services,
-};
+use common::reports::Reports;
+use common::{Binary, PATIENCE, SseClient, TestServer, eventually, unique, with_services};
 use serde_json::{Value, json};
 use sse_server::bus::KafkaBus;
 use sse_server::config::Config;
@@ -39,39 +38,6 @@ fn flags(config: &Config) -> Vec<String> {
     .collect()
 }
 
-/// Creates a report. A 503 (DynamoDB still warming up on a loaded machine)
-/// is retried, as a client should.
-async fn create_report(base: &str, user: Uuid) -> String {
-    let deadline = tokio::time::Instant::now() + common::PATIENCE;
-    let reply = loop {
-        let reply = reqwest::Client::new()
-            .post(format!("{base}/v4/new/report?user_id={user}"))
-            .send()
-            .await
-            .expect("POST /v4/new/report");
-        if reply.status() != 503 || tokio::time::Instant::now() > deadline {
-            break reply;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(reply.status(), 201);
-    let report: Value = reply.json().await.expect("report JSON");
-    report["reportId"].as_str().expect("reportId").to_owned()
-}
-
-/// PUTs a change; returns the command id of the 202.
-async fn put(base: &str, user: Uuid, report: &str, status: &str) -> String {
-    let reply = reqwest::Client::new()
-        .put(format!("{base}/v4/report?user_id={user}"))
-        .json(&json!({ "id": report, "status": status }))
-        .send()
-        .await
-        .expect("PUT /v4/report");
-    assert_eq!(reply.status(), 202, "PUT {report} → {status}");
-    let body: Value = reply.json().await.expect("202 JSON");
-    body["commandId"].as_str().expect("commandId").to_owned()
-}
-
 /// The next status event (update or rejection) on a /v4 stream, as
 /// (event name, report id, data); snapshots and new reports are passed over.
 async fn next_outcome(client: &mut SseClient) -> (String, String, Value) {
@@ -96,8 +62,8 @@ async fn expect_no_outcome(
     wait: Duration,
 ) -> String {
     tokio::time::sleep(wait).await;
-    let marker = create_report(base, user).await;
-    put(base, user, &marker, "queued").await;
+    let marker = Reports::on(base).create_id(user).await;
+    Reports::on(base).change(user, &marker, "queued").await;
     let (name, id, data) = next_outcome(client).await;
     assert_eq!(
         (name.as_str(), id.as_str()),
@@ -149,18 +115,20 @@ async fn kill_9_after_the_last_202_loses_no_change_and_repeats_none() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     // The victim and the survivor share the writers group; the survivor's stream
     // shows what every instance announces.
-    let victim = Binary::start(free_port(), &args).await;
-    let survivor = Binary::start(free_port(), &args).await;
+    let victim = Binary::start(&args).await;
+    let survivor = Binary::start(&args).await;
     let user = Uuid::new_v4();
     let mut reports = Vec::new();
     for _ in 0..N {
-        reports.push(create_report(&survivor.base, user).await);
+        reports.push(Reports::on(&survivor.base).create_id(user).await);
     }
     let mut stream = SseClient::connect(&survivor.url(&format!("/v4/sse?user_id={user}"))).await;
     assert_eq!(stream.next().await.event, "snapshot");
 
     for report in &reports {
-        put(&victim.base, user, report, "queued").await;
+        Reports::on(&victim.base)
+            .change(user, report, "queued")
+            .await;
     }
     victim.kill_9().await;
     let killed = Instant::now();
@@ -223,7 +191,7 @@ async fn records_that_can_never_apply_are_passed_and_later_changes_apply_at_once
     let config = with_services();
     let server = TestServer::start(config.clone()).await;
     let user = Uuid::new_v4();
-    let good = create_report(&server.base, user).await;
+    let good = Reports::on(&server.base).create_id(user).await;
 
     // An item this server cannot read, written by another client.
     let unreadable = Uuid::new_v4().to_string();
@@ -263,7 +231,9 @@ async fn records_that_can_never_apply_are_passed_and_later_changes_apply_at_once
         ],
     )
     .await;
-    put(&server.base, user, &good, "queued").await;
+    Reports::on(&server.base)
+        .change(user, &good, "queued")
+        .await;
 
     let (name, id, data) = next_outcome(&mut stream).await;
     assert_eq!(
@@ -308,12 +278,16 @@ async fn a_command_delivered_again_much_later_is_neither_rejected_nor_repeated()
     let config = with_services();
     let first = TestServer::start(config.clone()).await;
     let user = Uuid::new_v4();
-    let report = create_report(&first.base, user).await;
+    let report = Reports::on(&first.base).create_id(user).await;
     let mut stream = SseClient::connect(&first.url(&format!("/v4/sse?user_id={user}"))).await;
     assert_eq!(stream.next().await.event, "snapshot");
-    let queued = put(&first.base, user, &report, "queued").await;
+    let queued = Reports::on(&first.base)
+        .change(user, &report, "queued")
+        .await;
     assert_eq!(next_outcome(&mut stream).await.2["status"], "queued");
-    put(&first.base, user, &report, "processing").await;
+    Reports::on(&first.base)
+        .change(user, &report, "processing")
+        .await;
     assert_eq!(next_outcome(&mut stream).await.2["status"], "processing");
     drop(stream);
     first.stop().await;
@@ -329,7 +303,9 @@ async fn a_command_delivered_again_much_later_is_neither_rejected_nor_repeated()
     let mut again = command(user, &report, "pending", "queued", 1);
     again["commandId"] = json!(queued);
     produce(&config, &report, &[again.to_string().into_bytes()]).await;
-    put(&later.base, user, &report, "completed").await;
+    Reports::on(&later.base)
+        .change(user, &report, "completed")
+        .await;
     let (name, _, data) = next_outcome(&mut stream).await;
     assert_eq!(name, "report_status_update");
     assert_eq!(
@@ -348,12 +324,7 @@ async fn a_reader_that_panics_is_restarted_and_not_ready_meanwhile() {
     let args = flags(&config);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let trigger = unique("panic-here");
-    let server = Binary::start_with_env(
-        free_port(),
-        &args,
-        &[("SSE_TEST_PANIC_ONCE", trigger.as_str())],
-    )
-    .await;
+    let server = Binary::start_with_env(&args, &[("SSE_TEST_PANIC_ONCE", trigger.as_str())]).await;
     let user = unique("supervised");
     let mut stream = SseClient::connect(&server.url(&format!("/v3/sse?username={user}"))).await;
     let post = |body: String| {
@@ -453,13 +424,15 @@ async fn commands_a_hung_writer_holds_are_settled_by_the_sweeper() {
     let user = Uuid::new_v4();
     let mut reports = Vec::new();
     for _ in 0..N {
-        reports.push(create_report(&server.base, user).await);
+        reports.push(Reports::on(&server.base).create_id(user).await);
     }
     let mut stream = SseClient::connect(&server.url(&format!("/v4/sse?user_id={user}"))).await;
     assert_eq!(stream.next().await.event, "snapshot");
     let mut accepted = HashMap::new();
     for report in &reports {
-        put(&server.base, user, report, "queued").await;
+        Reports::on(&server.base)
+            .change(user, report, "queued")
+            .await;
         accepted.insert(report.clone(), Instant::now());
     }
     let mut updates: HashMap<String, usize> = HashMap::new();

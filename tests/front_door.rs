@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, SseClient, TestServer, embedded, eventually, free_port, stalled_reader};
+use common::{PATIENCE, SseClient, TestServer, embedded, eventually, stalled_reader};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -255,22 +255,16 @@ async fn silent_connections_never_crowd_out_a_request() {
 /// The binary under `ulimit -n FILES`, with caps too high to protect it: only the
 /// reserve descriptor does.
 async fn start_with_open_files(files: u32, args: &[&str]) -> (tokio::process::Child, String) {
-    let port = free_port();
-    let child = tokio::process::Command::from(common::isolated("bash"))
+    let mut command = tokio::process::Command::from(common::isolated("bash"));
+    command
         .args([
             "-c",
             &format!("ulimit -n {files} && exec \"$0\" \"$@\""),
             common::SERVER,
-            "--bind",
-            &format!("127.0.0.1:{port}"),
         ])
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start sse-server");
-    let base = format!("http://127.0.0.1:{port}");
+        .args(args);
+    let (child, addr) = common::spawn_listening(command).await;
+    let base = format!("http://{addr}");
     let ready = format!("{base}/readyz");
     eventually("the binary to be ready", || async {
         matches!(reqwest::get(&ready).await, Ok(r) if r.status() == 200)
@@ -337,20 +331,16 @@ async fn with_small_caps_silent_connections_cannot_take_the_server_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumers_that_never_read_stay_within_the_budgets() {
     const RESUMERS: usize = 8;
-    let port = free_port();
-    let binary = common::Binary::start(
-        port,
-        &[
-            "--history",
-            "10000",
-            "--history-bytes",
-            "16MiB",
-            "--queue-bytes",
-            "256KiB",
-            "--write-timeout",
-            "10m",
-        ],
-    )
+    let binary = common::Binary::start(&[
+        "--history",
+        "10000",
+        "--history-bytes",
+        "16MiB",
+        "--queue-bytes",
+        "256KiB",
+        "--write-timeout",
+        "10m",
+    ])
     .await;
     let client = reqwest::Client::new();
     let body = "r".repeat(4000);
@@ -384,10 +374,7 @@ async fn resumers_that_never_read_stay_within_the_budgets() {
     for _ in 0..RESUMERS {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         socket.set_recv_buffer_size(4096).expect("rcvbuf");
-        let mut stream = socket
-            .connect(format!("127.0.0.1:{port}").parse().expect("addr"))
-            .await
-            .expect("connect");
+        let mut stream = socket.connect(binary.addr).await.expect("connect");
         stream
             .write_all(
                 format!(

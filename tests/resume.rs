@@ -8,9 +8,9 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use common::reports::Reports;
 use common::{
-    Binary, SseClient, TestServer, embedded, eventually, free_port, stalled_reader, unique,
-    with_services,
+    Binary, SseClient, TestServer, embedded, eventually, stalled_reader, unique, with_services,
 };
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
@@ -155,29 +155,16 @@ async fn v4_resumes_exactly_on_another_instance() {
     let config = with_services();
     let a = TestServer::start(config.clone()).await;
     let b = TestServer::start(config.clone()).await;
-    let http = reqwest::Client::new();
     let user = Uuid::new_v4();
     let stream = |s: &TestServer| s.url(&format!("/v4/sse?user_id={user}"));
     let create = |s: &TestServer| {
-        let url = s.url(&format!("/v4/new/report?user_id={user}"));
-        let http = http.clone();
-        async move {
-            let reply = http.post(url).send().await.expect("POST");
-            assert_eq!(reply.status(), 201);
-            reply.json::<Value>().await.expect("JSON")["reportId"]
-                .as_str()
-                .expect("reportId")
-                .to_owned()
-        }
+        let reports = Reports::on(&s.base);
+        async move { reports.create_id(user).await }
     };
     let put = |s: &TestServer, report: &str, status: &str| {
-        let url = s.url(&format!("/v4/report?user_id={user}"));
-        let body = json!({ "id": report, "status": status });
-        let http = http.clone();
-        async move {
-            let reply = http.put(url).json(&body).send().await.expect("PUT");
-            assert_eq!(reply.status(), 202);
-        }
+        let (reports, report, status) =
+            (Reports::on(&s.base), report.to_owned(), status.to_owned());
+        async move { reports.change(user, &report, &status).await }
     };
 
     let mut on_a = SseClient::connect(&stream(&a)).await;
@@ -227,12 +214,11 @@ async fn v3_resumes_exactly_after_kill_9_and_a_restart() {
     let config = with_services();
     let brokers = config.kafka_brokers.clone().expect("brokers");
     let args = ["--kafka-brokers", &brokers, "--v3-topic", &config.v3_topic];
-    let port = free_port();
     let user = unique("killed");
     let stream = format!("/v3/sse?username={user}");
     let other = TestServer::start(config.clone()).await;
 
-    let victim = Binary::start(port, &args).await;
+    let victim = Binary::start(&args).await;
     let mut client = SseClient::connect(&victim.url(&stream)).await;
     let mut first = Vec::new();
     for i in 0..6 {
@@ -246,7 +232,7 @@ async fn v3_resumes_exactly_after_kill_9_and_a_restart() {
     for i in 6..16 {
         missed.push(publish_mixed(&other, &user, i).await);
     }
-    let restarted = Binary::start(port, &args).await;
+    let restarted = Binary::start(&args).await;
     let mut client = SseClient::connect_with(&restarted.url(&stream), Some(&seen)).await;
     read_mixed(&mut client, &missed).await;
     expect_only_markers(&other, &mut client, &user).await;
@@ -418,13 +404,12 @@ async fn an_expired_or_garbage_id_gets_a_reset_then_live_events() {
 async fn kept_history_stays_within_its_memory_budget() {
     const USERS: usize = 10;
     const PER_USER: usize = 300;
-    let port = free_port();
-    let server = Binary::start(port, &["--history-bytes", "16MiB"]).await;
+    let server = Binary::start(&["--history-bytes", "16MiB"]).await;
     let start_rss = server.rss_bytes();
     // Streams that never read: their queues are bounded in bytes as well.
     let mut stalled = Vec::new();
     for user in 0..USERS {
-        let addr = format!("127.0.0.1:{port}");
+        let addr = server.addr.to_string();
         stalled.push(stalled_reader(&addr, &format!("/v2/sse?username=u{user}")).await);
     }
     let http = reqwest::Client::new();

@@ -6,43 +6,13 @@ mod common;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
+use common::reports::Reports;
 use common::{SseClient, TestServer, with_services};
 use serde_json::{Value, json};
 use sse_server::bus::KafkaBus;
 use sse_server::v4::report::Status;
 use sse_server::v4::store::StatusChange;
 use uuid::Uuid;
-
-async fn create(server: &TestServer, user: Uuid) -> String {
-    let reply = reqwest::Client::new()
-        .post(server.url(&format!("/v4/new/report?user_id={user}")))
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(reply.status(), 201);
-    let report: Value = reply.json().await.expect("JSON");
-    report["reportId"].as_str().expect("id").to_owned()
-}
-
-async fn put(server: &TestServer, user: Uuid, report: &str, status: &str) -> u16 {
-    reqwest::Client::new()
-        .put(server.url(&format!("/v4/report?user_id={user}")))
-        .json(&json!({ "id": report, "status": status }))
-        .send()
-        .await
-        .expect("put")
-        .status()
-        .as_u16()
-}
-
-async fn listed(server: &TestServer, user: Uuid) -> Vec<Value> {
-    reqwest::get(server.url(&format!("/v4/reports?user_id={user}")))
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("JSON")
-}
 
 /// The next event that is not a (possibly late) `new_report`.
 async fn next_change(client: &mut SseClient) -> eventsource_stream::Event {
@@ -61,10 +31,13 @@ async fn a_change_made_through_one_instance_reaches_a_stream_on_another() {
     let a = TestServer::start(config.clone()).await;
     let b = TestServer::start(config).await;
     let user = Uuid::new_v4();
-    let report = create(&a, user).await;
+    let report = Reports::on(&a.base).create_id(user).await;
     let mut on_b = SseClient::connect(&b.url(&format!("/v4/sse?user_id={user}"))).await;
     assert_eq!(on_b.next().await.event, "snapshot");
-    assert_eq!(put(&a, user, &report, "queued").await, 202);
+    assert_eq!(
+        Reports::on(&a.base).put(user, &report, "queued").await.0,
+        202
+    );
     let event = next_change(&mut on_b).await;
     assert_eq!(event.event, "report_status_update");
     assert_eq!(
@@ -80,12 +53,12 @@ async fn a_change_made_through_one_instance_reaches_a_stream_on_another() {
 async fn reports_survive_a_server_restart() {
     let server = TestServer::start(with_services()).await;
     let user = Uuid::new_v4();
-    let first = create(&server, user).await;
-    let second = create(&server, user).await;
+    let first = Reports::on(&server.base).create_id(user).await;
+    let second = Reports::on(&server.base).create_id(user).await;
     server.stop().await;
 
     let server = TestServer::start(with_services()).await;
-    let reports = listed(&server, user).await;
+    let reports = Reports::on(&server.base).list(user).await;
     let ids: Vec<&str> = reports
         .iter()
         .map(|r| r["reportId"].as_str().expect("id"))
@@ -100,7 +73,7 @@ async fn a_redelivered_command_is_applied_and_announced_once() {
     let config = with_services();
     let server = TestServer::start(config.clone()).await;
     let user = Uuid::new_v4();
-    let report = create(&server, user).await;
+    let report = Reports::on(&server.base).create_id(user).await;
     let mut stream = SseClient::connect(&server.url(&format!("/v4/sse?user_id={user}"))).await;
     assert_eq!(stream.next().await.event, "snapshot");
 
@@ -134,7 +107,13 @@ async fn a_redelivered_command_is_applied_and_announced_once() {
     assert!(first.data.contains("queued"));
 
     // A later change is the next event: the duplicate was not announced again.
-    assert_eq!(put(&server, user, &report, "processing").await, 202);
+    assert_eq!(
+        Reports::on(&server.base)
+            .put(user, &report, "processing")
+            .await
+            .0,
+        202
+    );
     let second = next_change(&mut stream).await;
     assert_eq!(second.event, "report_status_update");
     assert!(second.data.contains("processing"), "{}", second.data);
@@ -142,7 +121,13 @@ async fn a_redelivered_command_is_applied_and_announced_once() {
     // Re-delivered again after a later change was applied: not applied (the
     // report is no longer at the version it was validated against), not announced.
     deliver().await;
-    assert_eq!(put(&server, user, &report, "completed").await, 202);
+    assert_eq!(
+        Reports::on(&server.base)
+            .put(user, &report, "completed")
+            .await
+            .0,
+        202
+    );
     let third = next_change(&mut stream).await;
     assert_eq!(third.event, "report_status_update");
     assert!(third.data.contains("completed"), "{}", third.data);

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Binary, free_port};
+use common::Binary;
 use futures_util::StreamExt;
 use serde_json::Value;
 
@@ -74,7 +74,7 @@ fn assert_ends_with_a_short_retry(text: &str) {
 
 #[tokio::test]
 async fn sigterm_drains_for_the_grace_then_ends_streams_with_a_short_retry_and_exits() {
-    let server = Binary::start(free_port(), &["--drain-grace", "2s"]).await;
+    let server = Binary::start(&["--drain-grace", "2s"]).await;
     let v1 = raw_stream(server.url("/v1/sse?username=a"));
     let v2 = raw_stream(server.url("/v2/sse?username=a"));
     streams_open(&server, &["v1", "v2"]).await;
@@ -124,7 +124,7 @@ async fn sigterm_drains_for_the_grace_then_ends_streams_with_a_short_retry_and_e
 
 #[tokio::test]
 async fn a_second_signal_stops_at_once() {
-    let server = Binary::start(free_port(), &["--drain-grace", "1h"]).await;
+    let server = Binary::start(&["--drain-grace", "1h"]).await;
     let v2 = raw_stream(server.url("/v2/sse?username=a"));
     streams_open(&server, &["v2"]).await;
     signal(&server, "TERM");

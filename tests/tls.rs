@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{SERVER, free_port, isolated};
+use common::{SERVER, isolated, listening_on};
 
 /// A self-signed certificate for 127.0.0.1 (scripts/tls_cert.sh).
 fn certificate() -> PathBuf {
@@ -48,22 +48,30 @@ fn curl(args: &[&str]) -> String {
 
 fn start(extra: &[&str]) -> Server {
     let tls = certificate();
-    let port = free_port();
-    let child = isolated(SERVER)
-        .args(["--bind", &format!("127.0.0.1:{port}")])
+    let mut child = isolated(SERVER)
+        .args(["--bind", "127.0.0.1:0"])
         .arg("--tls-cert")
         .arg(tls.join("cert.pem"))
         .arg("--tls-key")
         .arg(tls.join("key.pem"))
         .args(extra)
-        .stdout(Stdio::null())
+        .env("SSE_LOG", "info")
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("start sse-server");
+    // Where it listens, from its log; the rest of the log is read and dropped.
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| listening_on(&line))
+        .expect("sse-server exited before it listened");
+    std::thread::spawn(move || lines.for_each(drop));
     let server = Server {
         child,
-        base: format!("https://127.0.0.1:{port}"),
-        port,
+        base: format!("https://{addr}"),
+        port: addr.port(),
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while curl(&[&format!("{}/healthz", server.base)]) != "ok" {

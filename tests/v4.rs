@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::reports::Reports;
 use common::{PATIENCE, SseClient, TestServer, embedded, with_services};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
@@ -42,76 +43,9 @@ fn path_to(status: &str) -> &'static [&'static str] {
     }
 }
 
-struct Api<'a> {
-    server: &'a TestServer,
-    http: reqwest::Client,
-}
-
-impl<'a> Api<'a> {
-    fn new(server: &'a TestServer) -> Api<'a> {
-        Api {
-            server,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn create(&self, user: Uuid) -> Value {
-        let reply = self
-            .http
-            .post(self.server.url(&format!("/v4/new/report?user_id={user}")))
-            .send()
-            .await
-            .expect("create");
-        assert_eq!(reply.status(), 201);
-        reply.json().await.expect("report JSON")
-    }
-
-    async fn put(&self, user: Uuid, report: &str, status: &str) -> (u16, Value) {
-        let reply = self
-            .http
-            .put(self.server.url(&format!("/v4/report?user_id={user}")))
-            .json(&json!({ "id": report, "status": status }))
-            .send()
-            .await
-            .expect("put");
-        let code = reply.status().as_u16();
-        (code, reply.json().await.expect("JSON answer"))
-    }
-
-    async fn list(&self, user: Uuid) -> Vec<Value> {
-        let reply = self
-            .http
-            .get(self.server.url(&format!("/v4/reports?user_id={user}")))
-            .send()
-            .await
-            .expect("list");
-        assert_eq!(reply.status(), 200);
-        reply.json().await.expect("list JSON")
-    }
-
-    async fn status_of(&self, user: Uuid, report: &str) -> String {
-        self.list(user)
-            .await
-            .into_iter()
-            .find(|r| r["reportId"] == report)
-            .map(|r| r["reportStatus"].as_str().unwrap_or_default().to_owned())
-            .expect("the report is listed")
-    }
-
-    /// PUTs a valid change and waits until it is stored.
-    async fn move_to(&self, user: Uuid, report: &str, status: &str) {
-        let (code, body) = self.put(user, report, status).await;
-        assert_eq!(code, 202, "{body}");
-        common::eventually(&format!("{report} to become {status}"), || async {
-            self.status_of(user, report).await == status
-        })
-        .await;
-    }
-}
-
 /// Every (from, to) pair: 8 accepted and stored, 28 refused with 409 and not stored.
 async fn all_36_transitions(server: &TestServer) {
-    let api = Api::new(server);
+    let api = Reports::on(&server.base);
     let user = Uuid::new_v4();
     let pairs = STATUSES
         .iter()
@@ -152,7 +86,7 @@ async fn all_36_transitions(server: &TestServer) {
 }
 
 async fn errors(server: &TestServer) {
-    let api = Api::new(server);
+    let api = Reports::on(&server.base);
     let user = Uuid::new_v4();
     let report = api.create(user).await;
     let id = report["reportId"].as_str().expect("id");
@@ -260,7 +194,7 @@ async fn errors(server: &TestServer) {
 
 /// The stream: `snapshot` first, then live events of every kind.
 async fn live_events(server: &TestServer) {
-    let api = Api::new(server);
+    let api = Reports::on(&server.base);
     let user = Uuid::new_v4();
     let url = server.url(&format!("/v4/sse?user_id={user}"));
     // Wait until the announcement of the first report has gone by, so that the
@@ -330,7 +264,7 @@ async fn live_events(server: &TestServer) {
 /// Two conflicting changes sent at once: exactly one is stored, the other is
 /// refused (409 up front, or `report_status_rejected` from the writer).
 async fn concurrent_conflict(server: &TestServer) {
-    let api = Api::new(server);
+    let api = Reports::on(&server.base);
     let user = Uuid::new_v4();
     let report = api.create(user).await;
     let id = report["reportId"].as_str().expect("id");
@@ -399,7 +333,7 @@ fn wire_size(event: &eventsource_stream::Event) -> usize {
 /// reports that fit the byte budget and a `snapshot_truncated` event says how many
 /// are left out, which `GET /v4/reports` has.
 async fn limits(server: &TestServer) {
-    let api = Api::new(server);
+    let api = Reports::on(&server.base);
     let http = reqwest::Client::new();
     let user = Uuid::new_v4();
     let create_url = server.url(&format!("/v4/new/report?user_id={user}"));
@@ -538,7 +472,7 @@ async fn v4_a_lowered_limit_bounds_the_list_over_dynamodb() {
     let config = with_services();
     let user = Uuid::new_v4();
     let first = TestServer::start(config.clone()).await;
-    let api = Api::new(&first);
+    let api = Reports::on(&first.base);
     let mut created = Vec::new();
     for _ in 0..4 {
         created.push(api.create(user).await);
@@ -549,7 +483,7 @@ async fn v4_a_lowered_limit_bounds_the_list_over_dynamodb() {
         ..config
     })
     .await;
-    let api = Api::new(&lowered);
+    let api = Reports::on(&lowered.base);
     assert_eq!(api.list(user).await, created[2..], "the newest two");
     let mut stream = SseClient::connect(&lowered.url(&format!("/v4/sse?user_id={user}"))).await;
     let snapshot = stream.next().await;

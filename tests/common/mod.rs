@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod reports;
+
 use std::future::Future;
 use std::io::Write;
 use std::pin::Pin;
@@ -328,32 +330,67 @@ pub fn produce_with_python(brokers: &str, topic: &str, key: &str, lines: &[&[u8]
     );
 }
 
-/// The real binary on `port` (embedded unless `args` say otherwise), for what an
-/// in-process server cannot show: a signal, `kill -9`, its memory.
+/// Where a server started with `--bind 127.0.0.1:0` listens, from its
+/// `listening on` log line (it logs to standard output at `SSE_LOG=info`): the
+/// kernel's choice, so no test picks a port another process may take first.
+pub fn listening_on(log_line: &str) -> Option<std::net::SocketAddr> {
+    let (_, url) = log_line.split_once("listening on ")?;
+    let (_, addr) = url.trim().split_once("://")?;
+    addr.parse().ok()
+}
+
+/// Starts `command` (a server: `--bind 127.0.0.1:0` is added, its output piped)
+/// and returns it with where it listens, once it says so. The rest of its
+/// output is read and dropped, so a full pipe never blocks it.
+pub async fn spawn_listening(
+    mut command: tokio::process::Command,
+) -> (tokio::process::Child, std::net::SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = command
+        .args(["--bind", "127.0.0.1:0"])
+        .env("SSE_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start sse-server");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = tokio::time::timeout(PATIENCE, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(addr) = listening_on(&line) {
+                return addr;
+            }
+        }
+        panic!("sse-server exited before it listened")
+    })
+    .await
+    .expect("sse-server did not say where it listens");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+/// The real binary on a port of its own (embedded unless `args` say otherwise),
+/// for what an in-process server cannot show: a signal, `kill -9`, its memory.
 pub struct Binary {
     child: tokio::process::Child,
+    pub addr: std::net::SocketAddr,
     pub base: String,
 }
 
 impl Binary {
-    pub async fn start(port: u16, args: &[&str]) -> Binary {
-        Binary::start_with_env(port, args, &[]).await
+    pub async fn start(args: &[&str]) -> Binary {
+        Binary::start_with_env(args, &[]).await
     }
 
     /// Like `start`, with extra environment variables (e.g. a test hook).
-    pub async fn start_with_env(port: u16, args: &[&str], env: &[(&str, &str)]) -> Binary {
-        let child = tokio::process::Command::from(isolated(SERVER))
-            .args(["--bind", &format!("127.0.0.1:{port}")])
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start sse-server");
+    pub async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Binary {
+        let mut command = tokio::process::Command::from(isolated(SERVER));
+        command.args(args).envs(env.iter().copied());
+        let (child, addr) = spawn_listening(command).await;
         let binary = Binary {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            addr,
+            base: format!("http://{addr}"),
         };
         let ready = binary.url("/readyz");
         eventually("the binary to be ready", || async {
@@ -396,11 +433,6 @@ impl Binary {
             .expect("VmRSS")
             * 1024
     }
-}
-
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-    listener.local_addr().expect("addr").port()
 }
 
 /// A raw HTTP/1.1 client of `path` with a 4 KiB receive buffer that reads nothing:
