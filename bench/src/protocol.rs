@@ -188,7 +188,7 @@ impl Protocol {
     /// errors with 200 and `{"error":{...}}`).
     pub fn reply_is_error(&self, body: &[u8]) -> bool {
         match self {
-            Protocol::Centrifugo => crate::sse::find(body, b"\"error\"").is_some(),
+            Protocol::Centrifugo => body.windows(7).any(|w| w == b"\"error\""),
             _ => false,
         }
     }

@@ -36,12 +36,15 @@
 //! 6. **Snapshots are never older than what was announced**: lists take ids from
 //!    the `UserIdIndex` GSI and read the items with consistent reads.
 
+pub mod change;
 pub mod dynamodb;
 pub mod fact_reader;
 pub mod facts;
 pub mod memory;
+pub mod new_report;
 pub mod report;
 pub mod routes;
+pub mod snapshot;
 pub mod store;
 pub mod sweeper;
 pub mod writer;

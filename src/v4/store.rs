@@ -7,11 +7,13 @@
 //! often it is retried, so a command that meets one is rejected with its reason.
 
 use async_trait::async_trait;
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::report::{Report, Status};
+use crate::error::ApiError;
 
 /// How many applied command ids each report remembers (see [`Report::applied_commands`]).
 pub const REMEMBERED_COMMANDS: usize = 16;
@@ -54,6 +56,22 @@ pub enum StoreError {
     /// Retrying cannot help; `kind` names why (also the metric's `reason`).
     #[error("the report store cannot do this ({}): {detail}", kind.as_str())]
     Permanent { kind: Permanent, detail: String },
+}
+
+/// How a request that needed the store is answered when it failed: 503 when a
+/// retry may help, 500 when it cannot.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Unavailable(_) => {
+                ApiError::unavailable(format!("{e}. Check that DynamoDB is running and retry"))
+            }
+            StoreError::Permanent { .. } => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{e}. Retrying will not help: check the table and the server's access"),
+            ),
+        }
+    }
 }
 
 /// The kinds of failure that no retry can fix.
