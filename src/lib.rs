@@ -21,6 +21,7 @@ pub mod config;
 mod dashboard;
 mod drain;
 mod error;
+mod events;
 /// Property checks over the parsers, for `fuzz/` (feature `fuzzing`) and the
 /// unit tests; not an API.
 #[cfg(any(test, feature = "fuzzing"))]

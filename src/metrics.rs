@@ -42,18 +42,18 @@ pub struct RequestLabels {
 #[derive(Default)]
 pub struct Metrics {
     registry: Registry,
-    pub open_streams: Family<VersionLabel, Gauge>,
-    pub events_delivered: Family<VersionLabel, Counter>,
-    pub overflow_closed: Family<VersionLabel, Counter>,
-    pub kafka_consumed: Family<TopicLabel, Counter>,
-    pub kafka_malformed: Family<TopicLabel, Counter>,
-    pub kafka_repeated: Family<TopicLabel, Counter>,
-    pub kafka_consumer_lag: Family<ReaderLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
-    pub kafka_unwritable_partitions: Family<TopicLabel, Gauge>,
-    pub v4_commands_rejected: Family<ReasonLabel, Counter>,
-    pub v4_commands_swept: Counter,
-    pub dynamodb_errors: Counter,
-    pub http_requests: Family<RequestLabels, Counter>,
+    open_streams: Family<VersionLabel, Gauge>,
+    events_delivered: Family<VersionLabel, Counter>,
+    overflow_closed: Family<VersionLabel, Counter>,
+    kafka_consumed: Family<TopicLabel, Counter>,
+    kafka_malformed: Family<TopicLabel, Counter>,
+    kafka_repeated: Family<TopicLabel, Counter>,
+    kafka_consumer_lag: Family<ReaderLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    kafka_unwritable_partitions: Family<TopicLabel, Gauge>,
+    v4_commands_rejected: Family<ReasonLabel, Counter>,
+    v4_commands_swept: Counter,
+    dynamodb_errors: Counter,
+    http_requests: Family<RequestLabels, Counter>,
 }
 
 impl Metrics {
@@ -131,8 +131,8 @@ impl Metrics {
         out
     }
 
-    /// Counts a record of `topic` skipped as malformed.
-    pub fn malformed(&self, topic: &str) {
+    /// A record of `topic` skipped as malformed (see `events::RecordSkipped`).
+    pub(crate) fn count_malformed(&self, topic: &str) {
         self.kafka_malformed
             .get_or_create(&TopicLabel {
                 topic: topic.to_owned(),
@@ -140,8 +140,8 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a copy of a record already handled, skipped.
-    pub fn repeated(&self, topic: &str) {
+    /// A copy of a record already handled, skipped (see `events::RecordSkipped`).
+    pub(crate) fn count_repeated(&self, topic: &str) {
         self.kafka_repeated
             .get_or_create(&TopicLabel {
                 topic: topic.to_owned(),
@@ -149,11 +149,58 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a /v4 command announced as rejected, by `reason`.
-    pub fn command_rejected(&self, reason: &'static str) {
+    /// A /v4 command announced as rejected (see `events::CommandRejected`).
+    pub(crate) fn count_rejected(&self, reason: &'static str) {
         self.v4_commands_rejected
             .get_or_create(&ReasonLabel { reason })
             .inc();
+    }
+
+    /// A command settled by the sweeper (see `events::CommandSwept`).
+    pub(crate) fn count_swept(&self) {
+        self.v4_commands_swept.inc();
+    }
+
+    /// A DynamoDB call that failed.
+    pub fn count_dynamodb_error(&self) {
+        self.dynamodb_errors.inc();
+    }
+
+    /// The counters of events handed to `version`'s connections, and of its
+    /// connections closed for overflow (a hub keeps them, one lookup).
+    pub fn delivery_counters(&self, version: &'static str) -> (Counter, Counter) {
+        let label = VersionLabel { version };
+        (
+            self.events_delivered.get_or_create(&label).clone(),
+            self.overflow_closed.get_or_create(&label).clone(),
+        )
+    }
+
+    /// The counter of records read from `topic` (a reader keeps it).
+    pub fn consumed_counter(&self, topic: &str) -> Counter {
+        self.kafka_consumed
+            .get_or_create(&TopicLabel {
+                topic: topic.to_owned(),
+            })
+            .clone()
+    }
+
+    /// The lag gauge of the reader `name` (it keeps it).
+    pub fn lag_gauge(&self, name: &str) -> Gauge<f64, std::sync::atomic::AtomicU64> {
+        self.kafka_consumer_lag
+            .get_or_create(&ReaderLabels {
+                topic: name.to_owned(),
+            })
+            .clone()
+    }
+
+    /// How many partitions of `topic` take no writes now.
+    pub fn set_unwritable(&self, topic: &str, partitions: i64) {
+        self.kafka_unwritable_partitions
+            .get_or_create(&TopicLabel {
+                topic: topic.to_owned(),
+            })
+            .set(partitions);
     }
 
     /// Counts one open stream of `version` until the returned guard is dropped.

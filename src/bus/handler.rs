@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Record;
 use crate::backoff::Backoff;
+use crate::events::{RecordSkipped, Skip};
 use crate::metrics::Metrics;
 
 /// How a handler failed on a record.
@@ -48,13 +49,13 @@ where
         match handler(record.clone()).await.map_err(Into::into) {
             Ok(()) => return true,
             Err(Failure::Permanent(why)) => {
-                tracing::warn!(
+                RecordSkipped {
                     topic,
-                    partition = record.partition,
-                    offset = record.offset,
-                    "skipping a record that can never be handled: {why}"
-                );
-                metrics.malformed(topic);
+                    partition: record.partition,
+                    offset: record.offset,
+                    why: Skip::Malformed(&why),
+                }
+                .emit(metrics);
                 return true;
             }
             Err(Failure::Transient(why)) => {

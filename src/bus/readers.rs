@@ -10,7 +10,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 
 use crate::lock::Locked;
-use crate::metrics::{Metrics, ReaderLabels};
+use crate::metrics::Metrics;
 
 /// A reader is "behind" when the record it is handling is older than this.
 pub const LAG_LIMIT: Duration = Duration::from_secs(5);
@@ -31,12 +31,7 @@ pub struct ReaderHealth {
 
 impl ReaderHealth {
     fn new(name: String, fan_out: bool, metrics: &Metrics) -> ReaderHealth {
-        let lag = metrics
-            .kafka_consumer_lag
-            .get_or_create(&ReaderLabels {
-                topic: name.clone(),
-            })
-            .clone();
+        let lag = metrics.lag_gauge(&name);
         ReaderHealth {
             name,
             running: AtomicBool::new(true),

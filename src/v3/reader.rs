@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{Channel, EVERYONE};
 use crate::bus::{FanOut, Record};
+use crate::events::{RecordSkipped, Skip};
 use crate::lock::Locked;
 use crate::sse::{Audience, EventName};
 
@@ -83,27 +84,20 @@ enum Skipped {
 /// logged and counted.
 fn skip(channel: &Channel, record: &Record, why: Skipped) {
     channel.hub.skip(record.position());
-    let (topic, partition, offset) = (&channel.topic, record.partition, record.offset);
-    match why {
-        Skipped::Copy => {
-            tracing::debug!(
-                topic,
-                partition,
-                offset,
-                "skipping a copy of a record already delivered"
-            );
-            channel.metrics.repeated(topic);
-        }
-        Skipped::Malformed(why) => {
-            tracing::warn!(
-                topic,
-                partition,
-                offset,
-                "skipping malformed record ({why:?}); expected `username:message`"
-            );
-            channel.metrics.malformed(topic);
-        }
+    let malformed;
+    RecordSkipped {
+        topic: &channel.topic,
+        partition: record.partition,
+        offset: record.offset,
+        why: match why {
+            Skipped::Copy => Skip::Copy,
+            Skipped::Malformed(why) => {
+                malformed = format!("{why:?}; expected `username:message`");
+                Skip::Malformed(&malformed)
+            }
+        },
     }
+    .emit(&channel.metrics);
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use uuid::Uuid;
 use super::Board;
 use super::facts::Fact;
 use crate::bus::{FanOut, Record};
+use crate::events::{RecordSkipped, Skip};
 use crate::lock::Locked;
 use crate::sse::Audience;
 
@@ -54,12 +55,13 @@ fn push(board: &Board, seen: &Mutex<RecentIds>, outcome_seen: &impl Fn(Uuid), re
     let fact: Fact = match serde_json::from_slice(&record.payload) {
         Ok(fact) => fact,
         Err(e) => {
-            tracing::warn!(
-                partition = record.partition,
-                offset = record.offset,
-                "skipping malformed fact: {e}"
-            );
-            board.metrics.malformed(&board.event_topic);
+            RecordSkipped {
+                topic: &board.event_topic,
+                partition: record.partition,
+                offset: record.offset,
+                why: Skip::Malformed(&format_args!("not a fact: {e}")),
+            }
+            .emit(&board.metrics);
             board.hub.skip(record.position());
             return;
         }

@@ -40,6 +40,7 @@ use super::fact_reader::RecentIds;
 use super::store::StatusChange;
 use super::writer;
 use crate::bus::{FanOut, Record};
+use crate::events::CommandSwept;
 use crate::lock::Locked;
 
 /// How long a command may wait for its outcome before this instance settles it.
@@ -172,12 +173,12 @@ pub fn start(board: &Arc<Board>, sweeper: Arc<Sweeper>) {
             for change in sweeper.due() {
                 match writer::settle(&board, &change).await {
                     Ok(()) => {
-                        tracing::info!(
-                            command = %change.command_id,
-                            report = %change.report_id,
-                            "settled a command that had no outcome after {SWEEP_AFTER:?}"
-                        );
-                        board.metrics.v4_commands_swept.inc();
+                        CommandSwept {
+                            command: change.command_id,
+                            report: change.report_id,
+                            after: SWEEP_AFTER,
+                        }
+                        .emit(&board.metrics);
                         sweeper.outcome_seen(change.command_id);
                     }
                     // Tried again at the next sweep; later commands of the report wait.

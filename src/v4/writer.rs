@@ -13,6 +13,7 @@ use super::Board;
 use super::facts::{self, Fact, FactEvent};
 use super::store::{ChangeOutcome, StatusChange, StoreError};
 use crate::bus::{Failure, Group, Record};
+use crate::events::CommandRejected;
 
 pub fn start(board: &Arc<Board>) {
     let writer = board.clone();
@@ -31,10 +32,8 @@ pub fn start(board: &Arc<Board>) {
 /// Applies one command record. A transient failure is retried on the same record;
 /// a malformed record is passed (the bus logs and counts it).
 async fn apply(board: &Board, record: Record) -> Result<(), Failure> {
-    let change = parse(&record.payload).map_err(|why| {
-        board.metrics.command_rejected("malformed_command");
-        Failure::Permanent(format!("malformed command: {why}"))
-    })?;
+    let change = parse(&record.payload)
+        .map_err(|why| Failure::Permanent(format!("not a command: {why}")))?;
     settle(board, &change).await.map_err(Failure::Transient)
 }
 
@@ -61,20 +60,22 @@ pub fn parse(payload: &[u8]) -> Result<StatusChange, String> {
 /// fact was published): nothing was announced, try again.
 pub async fn settle(board: &Board, change: &StatusChange) -> Result<(), String> {
     let rejected = |reason: &'static str, why: String| {
-        board.metrics.command_rejected(reason);
-        FactEvent::ReportStatusRejected {
+        let event = FactEvent::ReportStatusRejected {
             id: change.report_id,
             status: change.to,
             reason: why,
-        }
+        };
+        (event, Some(reason))
     };
     let update = FactEvent::ReportStatusUpdate {
         id: change.report_id,
         status: change.to,
     };
-    let event = match board.store.change_status(change).await {
-        Ok(ChangeOutcome::Applied(_)) => update,
-        Ok(ChangeOutcome::AlreadyApplied(now)) if now.last_applied_is(change.command_id) => update,
+    let (event, rejection) = match board.store.change_status(change).await {
+        Ok(ChangeOutcome::Applied(_)) => (update, None),
+        Ok(ChangeOutcome::AlreadyApplied(now)) if now.last_applied_is(change.command_id) => {
+            (update, None)
+        }
         Ok(ChangeOutcome::AlreadyApplied(_)) => {
             tracing::debug!(command = %change.command_id, "re-delivered command already applied and superseded");
             return Ok(());
@@ -89,16 +90,13 @@ pub async fn settle(board: &Board, change: &StatusChange) -> Result<(), String> 
         Ok(ChangeOutcome::Missing) => {
             rejected("missing_report", "the report does not exist".to_owned())
         }
-        Err(StoreError::Permanent { kind, detail }) => {
-            tracing::warn!(command = %change.command_id, report = %change.report_id, "rejecting a command the store can never apply: {detail}");
-            rejected(
-                kind.as_str(),
-                format!(
-                    "the report store cannot apply this change ({}): {detail}",
-                    kind.as_str()
-                ),
-            )
-        }
+        Err(StoreError::Permanent { kind, detail }) => rejected(
+            kind.as_str(),
+            format!(
+                "the report store cannot apply this change ({}): {detail}",
+                kind.as_str()
+            ),
+        ),
         Err(e @ StoreError::Unavailable(_)) => return Err(e.to_string()),
     };
     let fact = Fact {
@@ -108,5 +106,17 @@ pub async fn settle(board: &Board, change: &StatusChange) -> Result<(), String> 
     };
     facts::announce(board, &fact)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    if let (Some(reason), FactEvent::ReportStatusRejected { reason: detail, .. }) =
+        (rejection, &fact.event)
+    {
+        CommandRejected {
+            command: change.command_id,
+            report: change.report_id,
+            reason,
+            detail,
+        }
+        .emit(&board.metrics);
+    }
+    Ok(())
 }

@@ -22,7 +22,7 @@ use crate::bus::handler::handle_until_done;
 use crate::bus::supervisor::supervise;
 use crate::bus::{Failure, Group, ID_HEADER, ReaderHealth, Record};
 use crate::lock::Locked;
-use crate::metrics::{Metrics, TopicLabel};
+use crate::metrics::Metrics;
 
 /// Pause after a consumer error, so a persistent error cannot spin.
 const ERROR_PAUSE: Duration = Duration::from_millis(50);
@@ -214,12 +214,7 @@ impl Reader {
         if catch_up.done() {
             caught_up_after(0);
         }
-        let consumed = metrics
-            .kafka_consumed
-            .get_or_create(&TopicLabel {
-                topic: topic.clone(),
-            })
-            .clone();
+        let consumed = metrics.consumed_counter(&topic);
         let mut stall = StallWatch::new();
         // Set from a consumer error until the next record: an outage is logged
         // when it starts and when it ends, not at every retry (`reports`).

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::KafkaBus;
 use crate::lock::Locked;
-use crate::metrics::{Metrics, TopicLabel};
+use crate::metrics::Metrics;
 
 /// How often the partitions are checked.
 const CHECK_EVERY: Duration = Duration::from_secs(2);
@@ -133,13 +133,7 @@ impl KafkaBus {
                             *per_topic.entry(&u.topic).or_default() += 1;
                         }
                         for (topic, count) in per_topic {
-                            let label = TopicLabel {
-                                topic: topic.to_owned(),
-                            };
-                            metrics
-                                .kafka_unwritable_partitions
-                                .get_or_create(&label)
-                                .set(count);
+                            metrics.set_unwritable(topic, count);
                         }
                         before = now.clone();
                     }

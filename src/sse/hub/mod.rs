@@ -83,7 +83,7 @@ use super::positions::{Positions, local_cursor, local_position};
 use super::queue::{PushError, QueueSender, queue};
 use super::{Event, Position};
 use crate::lock::{Locked, ReadWriteLocked};
-use crate::metrics::{Metrics, VersionLabel};
+use crate::metrics::Metrics;
 use crate::server::ConnectionHandle;
 use retention::{Kept, Owner, Retention, hold_after_overflow};
 use subscription::{Registration, Start};
@@ -165,9 +165,7 @@ impl UserHub {
         limits: HubLimits,
         metrics: Arc<Metrics>,
     ) -> Arc<UserHub> {
-        let label = VersionLabel { version };
-        let delivered = metrics.events_delivered.get_or_create(&label).clone();
-        let overflowed = metrics.overflow_closed.get_or_create(&label).clone();
+        let (delivered, overflowed) = metrics.delivery_counters(version);
         Arc::new(UserHub {
             version,
             ids,

@@ -14,7 +14,7 @@ impl DynamoStore {
         E: std::error::Error + ProvideErrorMetadata + 'static,
         R: std::fmt::Debug + 'static,
     {
-        self.metrics.dynamodb_errors.inc();
+        self.metrics.count_dynamodb_error();
         let permanent = match &e {
             SdkError::ServiceError(service) => permanent_kind(service.err().code()),
             _ => None,

@@ -219,7 +219,7 @@ impl ReportStore for DynamoStore {
                 Ok(_) => {}
                 // One damaged item must not hide the user's whole board.
                 Err(e) => {
-                    self.metrics.dynamodb_errors.inc();
+                    self.metrics.count_dynamodb_error();
                     tracing::warn!(%user_id, "leaving an item out of the list: {e}");
                 }
             }
