@@ -63,11 +63,19 @@ pub struct CommandRejected<'a> {
     /// The metric's label: `conflict`, `missing_report`, or the store's permanent kind.
     pub reason: &'static str,
     pub detail: &'a str,
+    /// The store can never apply it (unreadable item, missing table, access
+    /// denied): a warning, as an operator must act; a lost race is routine.
+    pub store_cannot: bool,
 }
 
 impl CommandRejected<'_> {
     pub fn emit(self, metrics: &Metrics) {
-        tracing::info!(command = %self.command, report = %self.report, reason = self.reason, "command rejected: {}", self.detail);
+        let (command, report, reason) = (self.command, self.report, self.reason);
+        if self.store_cannot {
+            tracing::warn!(%command, %report, reason, "rejecting a command the store can never apply: {}", self.detail);
+        } else {
+            tracing::info!(%command, %report, reason, "command rejected: {}", self.detail);
+        }
         metrics.count_rejected(self.reason);
     }
 }
@@ -112,6 +120,7 @@ mod tests {
             report: Uuid::new_v4(),
             reason: "conflict",
             detail: "the report moved on",
+            store_cannot: false,
         }
         .emit(&metrics);
         let text = metrics.render();

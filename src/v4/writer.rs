@@ -59,13 +59,15 @@ pub fn parse(payload: &[u8]) -> Result<StatusChange, String> {
 /// `Err` only for a transient failure (store unreachable, or shutdown before the
 /// fact was published): nothing was announced, try again.
 pub async fn settle(board: &Board, change: &StatusChange) -> Result<(), String> {
-    let rejected = |reason: &'static str, why: String| {
+    // `store_cannot`: the store can never apply it (an operator must act), not a
+    // race another change won.
+    let rejected = |reason: &'static str, why: String, store_cannot: bool| {
         let event = FactEvent::ReportStatusRejected {
             id: change.report_id,
             status: change.to,
             reason: why,
         };
-        (event, Some(reason))
+        (event, Some((reason, store_cannot)))
     };
     let update = FactEvent::ReportStatusUpdate {
         id: change.report_id,
@@ -86,16 +88,20 @@ pub async fn settle(board: &Board, change: &StatusChange) -> Result<(), String> 
                 "the report became {} before this change was applied; {} → {} is no longer possible",
                 now.report_status, change.from, change.to
             ),
+            false,
         ),
-        Ok(ChangeOutcome::Missing) => {
-            rejected("missing_report", "the report does not exist".to_owned())
-        }
+        Ok(ChangeOutcome::Missing) => rejected(
+            "missing_report",
+            "the report does not exist".to_owned(),
+            false,
+        ),
         Err(StoreError::Permanent { kind, detail }) => rejected(
             kind.as_str(),
             format!(
                 "the report store cannot apply this change ({}): {detail}",
                 kind.as_str()
             ),
+            true,
         ),
         Err(e @ StoreError::Unavailable(_)) => return Err(e.to_string()),
     };
@@ -107,7 +113,7 @@ pub async fn settle(board: &Board, change: &StatusChange) -> Result<(), String> 
     facts::announce(board, &fact)
         .await
         .map_err(|e| e.to_string())?;
-    if let (Some(reason), FactEvent::ReportStatusRejected { reason: detail, .. }) =
+    if let (Some((reason, store_cannot)), FactEvent::ReportStatusRejected { reason: detail, .. }) =
         (rejection, &fact.event)
     {
         CommandRejected {
@@ -115,6 +121,7 @@ pub async fn settle(board: &Board, change: &StatusChange) -> Result<(), String> 
             report: change.report_id,
             reason,
             detail,
+            store_cannot,
         }
         .emit(&board.metrics);
     }
