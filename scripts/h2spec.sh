@@ -10,8 +10,14 @@
 # a case opens a request and then sends a malformed frame on it, and the server answered
 # the request first (h2spec sees the response's HEADERS or DATA where it waits for
 # RST_STREAM or GOAWAY). RFC 9113 §5.4.2 allows what was sent before the error was
-# detected; the server does reset the stream once it reads the frame. Any other failure
-# fails this script. Exit 0 when every run has no other failure.
+# detected; the server does reset the stream once it reads the frame. One case of the
+# same race ends in a reset: 6.9.1's "... above 2^31-1 on a stream" opens a GET without
+# ending it, and when the whole answer left first, h2 ends the request's half with
+# RST_STREAM(NO_ERROR) (RFC 9113 §8.1), so h2spec meets that reset on stream 1 where it
+# waits for FLOW_CONTROL_ERROR (1 run in 3 of a CI run, 2026-12-06; h2spec prints no
+# error code). A path that never finishes its answer (a stream) would remove the race,
+# but then h2spec's cases that wait for the stream to close never end. Any other
+# failure fails this script. Exit 0 when every run has no other failure.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -55,10 +61,16 @@ for run in $(seq "$RUNS"); do
     "$H2SPEC" -h 127.0.0.1 -p "$port" -t -k -o 5 >"$out/run-$run.txt" 2>&1 || true
     summary=$(grep -E '^[0-9]+ tests' "$out/run-$run.txt" || echo "no summary")
     # Each failure of the "Failures:" part: its title line, then its Actual: line.
-    other=$(sed -n '/^Failures:/,$p' "$out/run-$run.txt" | awk '
+    failures=$(sed -n '/^Failures:/,$p' "$out/run-$run.txt" | awk '
         /×/ { title = $0 }
-        /Actual:/ { if ($0 !~ /Actual: (DATA|HEADERS) Frame/) print title " -> " $0 }')
-    raced=$(sed -n '/^Failures:/,$p' "$out/run-$run.txt" | grep -c 'Actual: \(DATA\|HEADERS\) Frame' || true)
+        /Actual:/ {
+            raced = $0 ~ /Actual: (DATA|HEADERS) Frame/ ||
+                (title ~ /above 2\^31-1 on a stream[[:space:]]*$/ &&
+                 $0 ~ /Actual: RST_STREAM Frame \(length:4, flags:0x00, stream_id:1\)/)
+            print (raced ? "raced " : "other ") title " -> " $0
+        }')
+    other=$(printf '%s\n' "$failures" | sed -n 's/^other //p')
+    raced=$(printf '%s\n' "$failures" | grep -c '^raced ' || true)
     echo "h2spec run $run: $summary; answered before the malformed frame (h2spec#89): $raced"
     if [ -n "$other" ]; then
         echo "h2spec run $run: FAILED:"
