@@ -8,6 +8,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR=$ROOT/.local/tls
 mkdir -p "$DIR"
+# Tests run in parallel: one makes the certificate while the others wait, so none
+# reads a key or certificate half written.
+exec 9>"$DIR/.lock"
+flock 9
 if ! [ -s "$DIR/cert.pem" ] || ! openssl x509 -checkend 86400 -noout -in "$DIR/cert.pem" >/dev/null 2>&1; then
     command -v openssl >/dev/null || { echo "tls_cert.sh: openssl is needed (Debian: apt-get install openssl)" >&2; exit 1; }
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 30 -nodes \
