@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::server::ConnectionHandle;
-use crate::sse::{LastEventId, Lifetime, Streams, UserHub, sse_response};
+use crate::sse::{LastEventId, Streams, UserHub};
 use crate::user::UserQuery;
 
 /// A message body: non-empty UTF-8 text (size is capped at 64 KiB by the router).
@@ -56,23 +56,11 @@ where
               last: LastEventId,
               Query(query): Query<UserQuery>| async move {
             let username = query.username(&caller)?;
-            let permit = streams.limits.admit(&username)?;
-            let hub = hub_of(&channel);
-            hub.caught_up().await;
-            let mut subscription = hub.subscribe(&username, last.as_deref(), Some(connection));
-            // A `reset` when the id cannot be resumed exactly, else the missed events.
-            let prelude = subscription.take_prelude(last.as_deref());
-            let lifetime = Lifetime {
-                permit,
-                expiry: caller.expiry(),
-                shutdown: None,
-            };
-            Ok::<_, ApiError>(sse_response(
-                &streams.settings,
-                prelude,
-                subscription,
-                lifetime,
-            ))
+            let admitted = streams.admit(&username, caller.expiry())?;
+            let subscribed = admitted
+                .subscribe(hub_of(&channel), &username, &last, connection)
+                .await;
+            Ok::<_, ApiError>(subscribed.respond())
         },
     )
 }

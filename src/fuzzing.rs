@@ -43,7 +43,7 @@ pub const EPOCH: &str = "k3x9z";
 /// so however TCP splits it, `read_head` waits for all of it.
 pub fn head(data: &[u8]) {
     let handle = ConnectionHandle::detached();
-    let verdict = server::parse_head(data, &handle);
+    let verdict = server::parse_head(data, &handle, &crate::STREAM_PATHS);
     let mut headers = [httparse::EMPTY_HEADER; server::MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     let length = match parsed.parse(data) {
@@ -75,7 +75,7 @@ pub fn head(data: &[u8]) {
     });
     let for_the_stream_path = parsed.method == Some("GET")
         && parsed.version == Some(1)
-        && server::STREAM_PATHS.contains(&route)
+        && crate::STREAM_PATHS.contains(&route)
         && length == data.len()
         && no_body;
     let http_accepts = path.parse::<Uri>().is_ok()
@@ -130,7 +130,7 @@ pub fn head(data: &[u8]) {
             );
             for cut in prefixes(data.len()) {
                 assert!(
-                    server::parse_head(&data[..cut], &handle).is_none(),
+                    server::parse_head(&data[..cut], &handle, &crate::STREAM_PATHS).is_none(),
                     "decided after {cut} of {} bytes",
                     data.len()
                 );
@@ -513,7 +513,7 @@ mod tests {
             b"GET /v2/sse?username=a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Close\r\n\r\n";
         let handle = ConnectionHandle::detached();
         assert!(matches!(
-            server::parse_head(stream, &handle),
+            server::parse_head(stream, &handle, &crate::STREAM_PATHS),
             Some(Head::Stream { close: true, .. })
         ));
         head(stream);
@@ -536,8 +536,8 @@ mod tests {
             1 => Just("get"),
         ];
         let path = prop_oneof![
-            4 => prop::sample::select(server::STREAM_PATHS.to_vec()).prop_map(str::to_owned),
-            2 => (prop::sample::select(server::STREAM_PATHS.to_vec()), "[a-z=&%?/#]{0,12}")
+            4 => prop::sample::select(crate::STREAM_PATHS.to_vec()).prop_map(str::to_owned),
+            2 => (prop::sample::select(crate::STREAM_PATHS.to_vec()), "[a-z=&%?/#]{0,12}")
                 .prop_map(|(p, q)| format!("{p}?{q}")),
             1 => "/[a-z0-9/]{0,10}",
             1 => Just("*".to_owned()),

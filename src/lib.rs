@@ -22,6 +22,7 @@ mod dashboard;
 mod drain;
 mod error;
 mod events;
+mod feed;
 /// Property checks over the parsers, for `fuzz/` (feature `fuzzing`) and the
 /// unit tests; not an API.
 #[cfg(any(test, feature = "fuzzing"))]
@@ -224,7 +225,6 @@ async fn build_state(config: Config, stop: Stop) -> anyhow::Result<AppState> {
         every: config.v1_tick(),
         keep_alive: config.v1_keep_alive(),
         metrics: metrics.clone(),
-        shutdown: shutdown.clone(),
     };
     let v3 = Arc::new(v3::Channel {
         hub: v3,
@@ -323,6 +323,15 @@ fn start_history_eviction(app: &AppState) {
     });
 }
 
+/// The routes whose responses are event streams: the transport answers these on
+/// its stream path (`server`), everything else through hyper.
+pub const STREAM_PATHS: [&str; 4] = [
+    v1::STREAM_PATH,
+    v2::STREAM_PATH,
+    v3::STREAM_PATH,
+    v4::routes::STREAM_PATH,
+];
+
 /// The whole HTTP application.
 fn router(app: AppState) -> Router {
     // Every API route needs a token when authorization is on; health, metrics,
@@ -399,6 +408,7 @@ fn server_settings(config: &Config) -> anyhow::Result<server::ServerSettings> {
             waiting: server::Waiting::new(max_waiting),
         },
         max_connections,
+        stream_paths: &STREAM_PATHS,
         tls: match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(server::tls_acceptor(cert, key)?),
             _ => None,

@@ -10,24 +10,25 @@ use axum::response::Response;
 use axum::routing::get;
 use futures_util::StreamExt;
 use tokio_stream::wrappers::IntervalStream;
-use tokio_util::sync::CancellationToken;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::sse::{EventName, Lifetime, StreamSettings, Streams, frame, sse_response};
+use crate::sse::{EventName, Streams, frame};
 use crate::user::UserQuery;
 
 /// What a /v1 stream needs beyond [`Streams`]: its interval and keep-alive
-/// (`--v1-interval`, and `--keep-alive`, 3 s for /v1 when unset), the
-/// metrics that count it, and the shutdown signal (no hub holds /v1 streams).
+/// (`--v1-interval`, and `--keep-alive`, 3 s for /v1 when unset), and the
+/// metrics that count it.
 #[derive(Clone)]
 pub struct Ticker {
     pub every: Duration,
     pub keep_alive: Duration,
     pub metrics: Arc<Metrics>,
-    pub shutdown: CancellationToken,
 }
+
+/// Where /v1's stream is.
+pub const STREAM_PATH: &str = "/v1/sse";
 
 pub fn routes<S>() -> Router<S>
 where
@@ -35,7 +36,7 @@ where
     Ticker: FromRef<S>,
     Streams: FromRef<S>,
 {
-    Router::new().route("/v1/sse", get(stream))
+    Router::new().route(STREAM_PATH, get(stream))
 }
 
 async fn stream(
@@ -45,7 +46,7 @@ async fn stream(
     Query(query): Query<UserQuery>,
 ) -> Result<Response, ApiError> {
     let username = query.username(&caller)?;
-    let permit = streams.limits.admit(&username)?;
+    let admitted = streams.admit(&username, caller.expiry())?;
     tracing::debug!(username, "v1 stream opened");
     let open = ticker.metrics.stream_opened("v1");
     let every = ticker.every;
@@ -57,15 +58,5 @@ async fn stream(
         count += 1;
         frame(&count.to_string(), EventName::Message, "hi!")
     });
-    let settings = StreamSettings {
-        keep_alive: ticker.keep_alive,
-        ..streams.settings
-    };
-    let lifetime = Lifetime {
-        permit,
-        expiry: caller.expiry(),
-        // No hub holds /v1 streams, so each one watches for shutdown itself.
-        shutdown: Some(ticker.shutdown),
-    };
-    Ok(sse_response(&settings, Vec::new(), hi, lifetime))
+    Ok(admitted.respond_unheld(ticker.keep_alive, hi))
 }

@@ -21,6 +21,9 @@ use crate::user::UserQuery;
 #[derive(Clone)]
 pub struct Channel(pub Arc<UserHub>);
 
+/// Where /v2's stream is.
+pub const STREAM_PATH: &str = "/v2/sse";
+
 pub fn routes<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -28,7 +31,7 @@ where
     Streams: FromRef<S>,
 {
     Router::new()
-        .route("/v2/sse", stream_route(|channel: &Channel| &channel.0))
+        .route(STREAM_PATH, stream_route(|channel: &Channel| &channel.0))
         .route("/v2/message", post(message).layer(from_fn(remember)))
         .route("/v2/broadcast", post(broadcast).layer(from_fn(remember)))
 }

@@ -1,6 +1,7 @@
 //! The first request head of a connection, read and judged without hyper.
 //!
-//! A plain `GET /vN/sse` (no body, no upgrade, nothing pipelined after it) becomes
+//! A plain `GET` of a stream path (one of [`super::ServerSettings::stream_paths`];
+//! no body, no upgrade, nothing pipelined after it) becomes
 //! a [`Request`] for the router and is answered on the stream path
 //! ([`super::response`]); anything else is left to hyper, which reads it again from
 //! the first byte. Generic over [`AsyncRead`], so the tests below feed it heads in
@@ -16,8 +17,6 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::connection::ConnectionHandle;
 
-/// The routes whose responses are event streams.
-pub(crate) const STREAM_PATHS: [&str; 4] = ["/v1/sse", "/v2/sse", "/v3/sse", "/v4/sse"];
 /// A head longer than this is left to hyper (which allows far more).
 const HEAD_LIMIT: usize = 8 * 1024;
 /// Headers parsed on the stream path; a request with more goes to hyper.
@@ -36,6 +35,7 @@ pub(crate) enum Head {
 pub(super) async fn read_head<R: AsyncRead + Unpin>(
     io: &mut R,
     handle: &ConnectionHandle,
+    stream_paths: &[&str],
     read: &mut BytesMut,
 ) -> io::Result<Option<Head>> {
     loop {
@@ -47,7 +47,7 @@ pub(super) async fn read_head<R: AsyncRead + Unpin>(
                 Some(Head::Other)
             });
         }
-        match parse_head(read, handle) {
+        match parse_head(read, handle, stream_paths) {
             Some(head) => return Ok(Some(head)),
             None if read.len() >= HEAD_LIMIT => return Ok(Some(Head::Other)),
             None => {}
@@ -57,7 +57,11 @@ pub(super) async fn read_head<R: AsyncRead + Unpin>(
 
 /// `None` while the head is incomplete. `handle` is the connection's (a pure
 /// function of its arguments: `fuzzing::head` checks it).
-pub(crate) fn parse_head(read: &[u8], handle: &ConnectionHandle) -> Option<Head> {
+pub(crate) fn parse_head(
+    read: &[u8],
+    handle: &ConnectionHandle,
+    stream_paths: &[&str],
+) -> Option<Head> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut headers);
     let length = match head.parse(read) {
@@ -68,7 +72,7 @@ pub(crate) fn parse_head(read: &[u8], handle: &ConnectionHandle) -> Option<Head>
     let path = head.path.unwrap_or_default();
     let is_stream = head.method == Some("GET")
         && head.version == Some(1)
-        && STREAM_PATHS.contains(&path.split('?').next().unwrap_or_default())
+        && stream_paths.contains(&path.split('?').next().unwrap_or_default())
         // Pipelined requests, bodies and upgrades are hyper's business.
         && length == read.len()
         && !head.headers.iter().any(|h| {
@@ -115,9 +119,14 @@ mod tests {
     async fn read(chunks: &[&[u8]]) -> (Option<Head>, usize) {
         let (mut io, _client) = Scripted::new(chunks, true);
         let mut read = BytesMut::new();
-        let head = read_head(&mut io, &ConnectionHandle::detached(), &mut read)
-            .await
-            .expect("read");
+        let head = read_head(
+            &mut io,
+            &ConnectionHandle::detached(),
+            &["/v2/sse"],
+            &mut read,
+        )
+        .await
+        .expect("read");
         (head, read.len())
     }
 

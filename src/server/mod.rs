@@ -50,7 +50,7 @@ pub use connection::{ConnectionHandle, Deadlines, SocketSettings, Waiting};
 pub(crate) use head::Head;
 use head::read_head;
 #[cfg(any(test, feature = "fuzzing"))]
-pub(crate) use head::{MAX_HEADERS, STREAM_PATHS, parse_head};
+pub(crate) use head::{MAX_HEADERS, parse_head};
 use hyper_service::{Protocol, serve_with_hyper};
 use response::Ending;
 use socket::ClosableStream;
@@ -62,6 +62,8 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// Set: every connection is TLS (`--tls-cert`, `--tls-key`).
     pub tls: Option<TlsAcceptor>,
+    /// The routes whose responses are event streams, answered on the stream path.
+    pub stream_paths: &'static [&'static str],
 }
 
 pub use tls::acceptor as tls_acceptor;
@@ -117,11 +119,13 @@ pub async fn run(
                 let counted = Open(open.clone());
                 let (router, shutdown, watch) = (router.clone(), shutdown.clone(), open_rx.clone());
                 let body_timeout = settings.socket.deadlines.body;
-                let tls = settings.tls.clone();
+                let (tls, paths) = (settings.tls.clone(), settings.stream_paths);
                 tokio::spawn(async move {
                     match tls {
-                        None => serve_connection(io, router, body_timeout, shutdown).await,
-                        Some(tls) => serve_tls(tls, io, router, body_timeout, shutdown).await,
+                        None => serve_connection(io, router, paths, body_timeout, shutdown).await,
+                        Some(tls) => {
+                            serve_tls(tls, io, router, paths, body_timeout, shutdown).await
+                        }
                     }
                     drop((counted, watch));
                 });
@@ -150,6 +154,7 @@ async fn serve_tls(
     tls: TlsAcceptor,
     io: ClosableStream,
     router: Router,
+    stream_paths: &'static [&'static str],
     body_timeout: Duration,
     shutdown: CancellationToken,
 ) {
@@ -166,7 +171,7 @@ async fn serve_tls(
                 // Never the stream path: it reads HTTP/1.1 heads.
                 serve_with_hyper(io, router, body_timeout, shutdown, Protocol::Http2).await;
             } else {
-                serve_connection(io, router, body_timeout, shutdown).await;
+                serve_connection(io, router, stream_paths, body_timeout, shutdown).await;
             }
         }
         Err(e) => tracing::debug!("TLS handshake failed: {e}"),
@@ -178,6 +183,7 @@ async fn serve_tls(
 async fn serve_connection<S>(
     mut io: ClosableStream<S>,
     router: Router,
+    stream_paths: &'static [&'static str],
     body_timeout: Duration,
     shutdown: CancellationToken,
 ) where
@@ -191,7 +197,7 @@ async fn serve_connection<S>(
         // A client that opened a connection and sent nothing (yet) does not hold up
         // shutdown.
         let head = tokio::select! {
-            head = read_head(&mut io, &handle, &mut read) => head,
+            head = read_head(&mut io, &handle, stream_paths, &mut read) => head,
             _ = shutdown.cancelled() => return,
         };
         match head {
@@ -274,7 +280,14 @@ mod tests {
         let body = deadlines.body;
         let handle = ConnectionHandle::accepted(Waiting::new(4));
         let io = ClosableStream::new(io, handle, Arc::new(deadlines));
-        tokio::spawn(serve_connection(io, router, body, CancellationToken::new()));
+        let paths = &["/v2/sse"];
+        tokio::spawn(serve_connection(
+            io,
+            router,
+            paths,
+            body,
+            CancellationToken::new(),
+        ));
         client
     }
 

@@ -7,12 +7,14 @@
 //! browser reconnects and resumes from its last id. `hub` states the
 //! invariants behind exact resume and the order its locks are taken in; `ids.rs`
 //! what an id means; `positions.rs` where a hub stands. The bytes of a stream
-//! reach its socket through `crate::server`.
+//! reach its socket through `crate::server`. `open.rs` is how every stream route
+//! opens one; `stream.rs` how a stream ends.
 
 mod event;
 mod history;
 mod hub;
 mod ids;
+mod open;
 mod positions;
 mod queue;
 mod stream;
@@ -20,4 +22,5 @@ mod stream;
 pub use event::{Event, EventName, Position, frame};
 pub use hub::{Audience, HubLimits, Posted, ResetReason, Subscription, UserHub};
 pub use ids::IdScheme;
-pub use stream::{LastEventId, Lifetime, StreamSettings, Streams, sse_response};
+pub use open::{Admitted, Subscribed};
+pub use stream::{LastEventId, StreamSettings, Streams};

@@ -51,6 +51,9 @@ pub use reader::start_consumer;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use reader::{Malformed, parse};
 
+/// Where /v3's stream is.
+pub const STREAM_PATH: &str = "/v3/sse";
+
 pub fn routes<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -59,7 +62,7 @@ where
 {
     Router::new()
         .route(
-            "/v3/sse",
+            STREAM_PATH,
             stream_route(|channel: &Arc<Channel>| &channel.hub),
         )
         .route("/v3/message", post(message).layer(from_fn(remember)))

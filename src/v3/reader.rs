@@ -5,31 +5,23 @@
 use std::sync::Arc;
 
 use super::{Channel, EVERYONE};
-use crate::bus::{FanOut, Record};
+use crate::bus::Record;
 use crate::events::{RecordSkipped, Skip};
+use crate::feed::Feed;
 use crate::lock::Locked;
 use crate::sse::{Audience, EventName};
 
 /// Starts this instance's reader of the v3 topic.
 pub fn start_consumer(channel: &Arc<Channel>) {
     let reader = channel.clone();
-    channel.hub.fed_by({
-        let (bus, topic) = (channel.bus.clone(), channel.topic.clone());
-        move || bus.caught_up(&topic)
-    });
-    channel.bus.consume(
-        &channel.topic,
-        FanOut::group(channel.history_window, {
-            let hub = channel.hub.clone();
-            move |starts| hub.reading_from(starts)
-        }),
-        channel.metrics.clone(),
-        channel.shutdown.clone(),
-        move |record| {
-            deliver(&reader, record);
-            std::future::ready(Ok::<(), std::convert::Infallible>(()))
-        },
-    );
+    let feed = Feed {
+        bus: &channel.bus,
+        topic: &channel.topic,
+        history_window: channel.history_window,
+        metrics: &channel.metrics,
+        shutdown: &channel.shutdown,
+    };
+    feed.into_hub(&channel.hub, move |record| deliver(&reader, record));
 }
 
 /// Why a record is skipped.

@@ -19,8 +19,9 @@ use uuid::Uuid;
 
 use super::Board;
 use super::facts::Fact;
-use crate::bus::{FanOut, Record};
+use crate::bus::Record;
 use crate::events::{RecordSkipped, Skip};
+use crate::feed::Feed;
 use crate::lock::Locked;
 use crate::sse::Audience;
 
@@ -32,23 +33,16 @@ const REMEMBERED_FACTS: usize = 100_000;
 pub fn start_consumer(board: &Arc<Board>, outcome_seen: impl Fn(Uuid) + Send + Sync + 'static) {
     let seen = Arc::new(Mutex::new(RecentIds::new(REMEMBERED_FACTS)));
     let reader = board.clone();
-    board.hub.fed_by({
-        let (bus, topic) = (board.bus.clone(), board.event_topic.clone());
-        move || bus.caught_up(&topic)
+    let feed = Feed {
+        bus: &board.bus,
+        topic: &board.event_topic,
+        history_window: board.history_window,
+        metrics: &board.metrics,
+        shutdown: &board.shutdown,
+    };
+    feed.into_hub(&board.hub, move |record| {
+        push(&reader, &seen, &outcome_seen, &record);
     });
-    board.bus.consume(
-        &board.event_topic,
-        FanOut::group(board.history_window, {
-            let hub = board.hub.clone();
-            move |starts| hub.reading_from(starts)
-        }),
-        board.metrics.clone(),
-        board.shutdown.clone(),
-        move |record| {
-            push(&reader, &seen, &outcome_seen, &record);
-            std::future::ready(Ok::<(), std::convert::Infallible>(()))
-        },
-    );
 }
 
 fn push(board: &Board, seen: &Mutex<RecentIds>, outcome_seen: &impl Fn(Uuid), record: &Record) {

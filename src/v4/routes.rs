@@ -30,7 +30,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::idempotency::{RequestKey, remember};
 use crate::server::ConnectionHandle;
-use crate::sse::{LastEventId, Lifetime, Streams, sse_response};
+use crate::sse::{LastEventId, Streams};
 use crate::user::UserIdQuery;
 
 /// What the routes need beyond the [`Board`]: how many reports a user may keep
@@ -41,6 +41,9 @@ pub struct Quotas {
     pub max_reports: usize,
     pub prelude_bytes: usize,
 }
+
+/// Where /v4's stream is.
+pub const STREAM_PATH: &str = "/v4/sse";
 
 pub fn routes<S>() -> Router<S>
 where
@@ -53,7 +56,7 @@ where
         .route("/v4/new/report", post(create).layer(from_fn(remember)))
         .route("/v4/reports", get(list))
         .route("/v4/report", put(request_change).layer(from_fn(remember)))
-        .route("/v4/sse", get(stream))
+        .route(STREAM_PATH, get(stream))
 }
 
 async fn create(
@@ -115,32 +118,22 @@ async fn stream(
     Query(query): Query<UserIdQuery>,
 ) -> Result<Response, ApiError> {
     let user_id = query.user_id(&caller)?;
-    let permit = streams.limits.admit(&user_id.to_string())?;
-    board.hub.caught_up().await;
-    let mut subscription =
-        board
-            .hub
-            .subscribe(&user_id.to_string(), last.as_deref(), Some(connection));
-    let resumes_exactly = last.0.is_some() && subscription.reset.is_none();
-    // Exact resume: only the missed events. Otherwise (after a `reset` when the id
-    // could not be resumed) the board: a snapshot whose id is the hub's position at
-    // registration, read after it, so an event that lands in between is in both
-    // (applying a status twice is harmless) and none is missed.
-    let mut prelude = subscription.take_prelude(last.as_deref());
-    if !resumes_exactly {
+    let user = user_id.to_string();
+    let admitted = streams.admit(&user, caller.expiry())?;
+    let mut subscribed = admitted
+        .subscribe(&board.hub, &user, &last, connection)
+        .await;
+    // Exact resume: only the missed events. Otherwise (no id, or a `reset` when
+    // the id could not be resumed) the board too: a snapshot whose id is the hub's
+    // position at registration, read after it, so an event that lands in between
+    // is in both (applying a status twice is harmless) and none is missed.
+    if !subscribed.resumes_exactly() {
         let reports = board.store.list(user_id, quotas.max_reports).await?;
-        let used: usize = prelude.iter().map(Bytes::len).sum();
-        let budget = quotas.prelude_bytes.saturating_sub(used);
-        prelude.extend(snapshot(&subscription.position, &reports, budget));
+        let budget = quotas
+            .prelude_bytes
+            .saturating_sub(subscribed.prelude_bytes());
+        let board_now = snapshot(subscribed.position(), &reports, budget);
+        subscribed.extend_prelude(board_now);
     }
-    Ok(sse_response(
-        &streams.settings,
-        prelude,
-        subscription,
-        Lifetime {
-            permit,
-            expiry: caller.expiry(),
-            shutdown: None,
-        },
-    ))
+    Ok(subscribed.respond())
 }
