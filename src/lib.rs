@@ -23,8 +23,8 @@ mod drain;
 mod error;
 mod events;
 mod feed;
-/// Property checks over the parsers, for `fuzz/` (feature `fuzzing`) and the
-/// unit tests; not an API.
+/// The entry points of `fuzz/` (feature `fuzzing`), over the property checks
+/// that live beside each parser; not an API.
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -35,6 +35,8 @@ mod lock;
 mod metrics;
 mod server;
 pub mod sse;
+#[cfg(test)]
+mod strategies;
 mod user;
 mod v1;
 mod v2;

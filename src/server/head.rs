@@ -20,10 +20,10 @@ use super::connection::ConnectionHandle;
 /// A head longer than this is left to hyper (which allows far more).
 const HEAD_LIMIT: usize = 8 * 1024;
 /// Headers parsed on the stream path; a request with more goes to hyper.
-pub(crate) const MAX_HEADERS: usize = 48;
+const MAX_HEADERS: usize = 48;
 
 /// What the first request of a connection is.
-pub(crate) enum Head {
+pub(super) enum Head {
     /// A plain `GET` of an event stream, with nothing after its head.
     Stream { request: Box<Request>, close: bool },
     /// Anything else: hyper reads it again from the start.
@@ -56,12 +56,8 @@ pub(super) async fn read_head<R: AsyncRead + Unpin>(
 }
 
 /// `None` while the head is incomplete. `handle` is the connection's (a pure
-/// function of its arguments: `fuzzing::head` checks it).
-pub(crate) fn parse_head(
-    read: &[u8],
-    handle: &ConnectionHandle,
-    stream_paths: &[&str],
-) -> Option<Head> {
+/// function of its arguments: `properties::head` checks it).
+fn parse_head(read: &[u8], handle: &ConnectionHandle, stream_paths: &[&str]) -> Option<Head> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut headers);
     let length = match head.parse(read) {
@@ -190,3 +186,6 @@ mod tests {
         assert!((HEAD_LIMIT..=long.len()).contains(&kept), "{kept}");
     }
 }
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod properties;

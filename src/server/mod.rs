@@ -47,10 +47,10 @@ use tower::ServiceExt;
 
 use accept::{Accepted, Reserve};
 pub use connection::{ConnectionHandle, Deadlines, SocketSettings, Waiting};
-pub(crate) use head::Head;
-use head::read_head;
+/// For `crate::fuzzing`, which cannot reach `head` itself.
 #[cfg(any(test, feature = "fuzzing"))]
-pub(crate) use head::{MAX_HEADERS, parse_head};
+pub(crate) use head::properties as head_properties;
+use head::{Head, read_head};
 use hyper_service::{Protocol, serve_with_hyper};
 use response::Ending;
 use socket::ClosableStream;

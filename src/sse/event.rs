@@ -147,3 +147,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod properties;

@@ -120,3 +120,6 @@ mod tests {
         assert_eq!(here.parse("12345", 1), None);
     }
 }
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod properties;

@@ -24,3 +24,8 @@ pub use hub::{Audience, HubLimits, Posted, ResetReason, Subscription, UserHub};
 pub use ids::IdScheme;
 pub use open::{Admitted, Subscribed};
 pub use stream::{LastEventId, StreamSettings, Streams};
+
+/// For `crate::fuzzing` and /v4's facts (whose events must be valid frames),
+/// which cannot reach `event` and `ids` themselves.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use {event::properties as event_properties, ids::properties as ids_properties};

@@ -47,9 +47,10 @@ pub struct Channel {
     pub repeats: Mutex<Repeats>,
 }
 
-pub use reader::start_consumer;
+/// For `crate::fuzzing`, which cannot reach `reader` itself.
 #[cfg(any(test, feature = "fuzzing"))]
-pub(crate) use reader::{Malformed, parse};
+pub(crate) use reader::properties as reader_properties;
+pub use reader::start_consumer;
 
 /// Where /v3's stream is.
 pub const STREAM_PATH: &str = "/v3/sse";

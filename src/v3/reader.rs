@@ -26,7 +26,7 @@ pub fn start_consumer(channel: &Arc<Channel>) {
 
 /// Why a record is skipped.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Malformed {
+enum Malformed {
     NotUtf8,
     NoColon,
     EmptyUsername,
@@ -34,7 +34,7 @@ pub(crate) enum Malformed {
 }
 
 /// Splits `username:message` at the first colon (the message may contain more).
-pub(crate) fn parse(payload: &[u8]) -> Result<(&str, &str), Malformed> {
+fn parse(payload: &[u8]) -> Result<(&str, &str), Malformed> {
     let text = std::str::from_utf8(payload).map_err(|_| Malformed::NotUtf8)?;
     let (username, message) = text.split_once(':').ok_or(Malformed::NoColon)?;
     let username = username.trim();
@@ -109,3 +109,6 @@ mod tests {
         assert_eq!(parse(b"demo:\xff\xfe"), Err(Malformed::NotUtf8));
     }
 }
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod properties;

@@ -99,3 +99,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod properties;

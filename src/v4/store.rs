@@ -195,3 +195,6 @@ mod tests {
         assert_eq!(applied, ids[3..]);
     }
 }
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod properties;
