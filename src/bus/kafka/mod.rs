@@ -51,7 +51,7 @@ pub struct KafkaBus {
 /// How long a request may wait for a broker's answer (see `client_config`).
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often every client refreshes the cluster's metadata (see `client_config`).
-const METADATA_REFRESH: Duration = Duration::from_secs(3);
+const METADATA_REFRESH: Duration = Duration::from_secs(1);
 
 fn client_config(brokers: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
@@ -67,7 +67,11 @@ fn client_config(brokers: &str) -> ClientConfig {
         .set("socket.timeout.ms", SOCKET_TIMEOUT.as_millis().to_string())
         // Leadership moves without an error reaching a client whose requests to
         // the old leader just hang: metadata asked this often finds the new leader
-        // (librdkafka's default is 5 minutes). A few small requests per minute.
+        // (librdkafka's default is 5 minutes). A paused leader is fenced after the
+        // cluster's broker session (6 s in docs/deploy.md) and a publish waits 8 s:
+        // with 3 s, 12 of 12 publishes sent as a leader paused ran out of time in 1
+        // run of 3, as the new leader was learnt too late. One small request a
+        // second per client.
         .set(
             "topic.metadata.refresh.interval.ms",
             METADATA_REFRESH.as_millis().to_string(),
