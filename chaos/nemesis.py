@@ -70,6 +70,12 @@ async def run(args: argparse.Namespace) -> int:
 
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     session = aiohttp.ClientSession(connector=connector)
+    # aiohttp sends an idempotent request (the /v4 PUT) again, once, when its
+    # connection drops before the answer (RFC 9112 §9.3.1.1); a retry refused at
+    # connect then hides that the first one reached a draining instance, and the
+    # history would call a change that was applied "surely not written". One send
+    # per request, so each answer is what that request did.
+    session._retry_connection = False
     cluster: Cluster | None = None
     clients = []
     client_tasks: list[asyncio.Task] = []
