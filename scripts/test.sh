@@ -38,7 +38,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-step() { printf '\n=== %s\n' "$*"; }
+# Each step's header says when it starts, in seconds since the script started.
+step() { printf '\n=== %s (at %d s)\n' "$*" "$SECONDS"; }
 apt_install() {
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
