@@ -62,6 +62,31 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 command -v chromium >/dev/null || apt_install chromium
 echo "Python tools run with $SSE_TEST_PYTHON"
 
+# The downloads run while Rust compiles (the network, not the two cores, is what they
+# wait on): the services' installs and the dashboard's packages, each waited for
+# before its first use, its output in .local/logs/test-NAME.log.
+mkdir -p .local/logs
+in_background() {
+    local name=$1
+    shift
+    "$@" >".local/logs/test-$name.log" 2>&1
+}
+waited() {
+    wait "$1" || {
+        echo "test.sh: $2 failed (.local/logs/test-$2.log):"
+        cat ".local/logs/test-$2.log"
+        exit 1
+    }
+}
+in_background kafka-install scripts/install_services.sh kafka &
+kafka_install=$!
+in_background dynamodb-install scripts/install_services.sh dynamodb &
+dynamodb_install=$!
+if [ -f frontend/package.json ]; then
+    in_background npm-ci bash -c 'cd frontend && npm ci --no-audit --no-fund' &
+    npm_ci=$!
+fi
+
 step "format and lint"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
@@ -74,6 +99,8 @@ cargo build --all-targets
 export SSE_SERVER_BIN="$ROOT/target/debug/sse-server"
 
 step "local services"
+waited "$kafka_install" kafka-install
+waited "$dynamodb_install" dynamodb-install
 started=()
 for service in kafka dynamodb; do
     if ! scripts/services.sh status "$service" >/dev/null 2>&1; then
@@ -114,7 +141,8 @@ deploy/check.sh
 
 if [ -f frontend/package.json ]; then
     step "dashboard: install, lint (ESLint, Prettier), unit tests, build"
-    (cd frontend && npm ci --no-audit --no-fund && npm run lint && npm test && npm run build)
+    waited "$npm_ci" npm-ci
+    (cd frontend && npm run lint && npm test && npm run build)
 
     step "dashboard: end-to-end in headless Chromium"
     (cd frontend &&
