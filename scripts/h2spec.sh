@@ -3,7 +3,8 @@
 # and HPACK) against sse-server serving https with a self-signed certificate.
 #
 # h2spec $H2SPEC_VERSION is built from the Go module proxy into the user's cache
-# (${XDG_CACHE_HOME:-~/.cache}/sse-server/tools/). The server is $SSE_SERVER_BIN, else the
+# (${XDG_CACHE_HOME:-~/.cache}/sse-server/tools/); `scripts/h2spec.sh --install` only
+# builds it. The server is $SSE_SERVER_BIN, else the
 # newer of target/{release,debug}/sse-server. Runs h2spec $RUNS times.
 #
 # A failure is accepted only when it is h2spec's known race (summerwind/h2spec#89, open):
@@ -35,6 +36,7 @@ if [ ! -x "$H2SPEC" ]; then
         GOFLAGS=-modcacherw GOTOOLCHAIN=local CGO_ENABLED=0 GOBIN=$TOOLS \
         go install "github.com/summerwind/h2spec/cmd/h2spec@$H2SPEC_VERSION"
 fi
+[ "${1:-}" != --install ] || exit 0
 
 bin=${SSE_SERVER_BIN:-}
 if [ -z "$bin" ]; then

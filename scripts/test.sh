@@ -86,6 +86,8 @@ if [ -f frontend/package.json ]; then
     in_background npm-ci bash -c 'cd frontend && npm ci --no-audit --no-fund' &
     npm_ci=$!
 fi
+in_background h2spec-install scripts/h2spec.sh --install &
+h2spec_install=$!
 
 step "format and lint"
 cargo fmt --all -- --check
@@ -119,6 +121,18 @@ export SSE_TEST_KAFKA=127.0.0.1:9092
 export SSE_TEST_DYNAMODB=http://127.0.0.1:8111
 
 step "Rust tests (embedded and against the real services)"
+# Meanwhile, at the lowest CPU priority (the tests mostly wait on Kafka and on their
+# deadlines): the dashboard's lint, unit tests and build, and the load tool's build.
+if [ -f frontend/package.json ]; then
+    waited "$npm_ci" npm-ci
+    in_background dashboard-checks nice -n 19 bash -c \
+        'cd frontend && npm run lint && npm test && npm run build' &
+    dashboard_checks=$!
+fi
+if [ -f bench/Cargo.toml ]; then
+    in_background load-tool-build nice -n 19 bash -c 'cd bench && cargo build --locked --quiet' &
+    load_tool_build=$!
+fi
 if [ "${SSE_TEST_SKIP_OUTAGES:-0}" = 1 ]; then
     echo "SSE_TEST_SKIP_OUTAGES=1: leaving out tests/outages.rs (it restarts the services)"
     cargo test -- --include-ignored --skip kafka_and_dynamodb_outages
@@ -134,15 +148,16 @@ step "contract: docs/openapi.json against a live server (schemathesis)"
 scripts/contract_test.sh
 
 step "HTTP/2 conformance of the TLS port (h2spec)"
+waited "$h2spec_install" h2spec-install
 scripts/h2spec.sh
 
 step "deploy files: nginx -t, systemd-analyze verify, Kubernetes schemas"
 deploy/check.sh
 
 if [ -f frontend/package.json ]; then
-    step "dashboard: install, lint (ESLint, Prettier), unit tests, build"
-    waited "$npm_ci" npm-ci
-    (cd frontend && npm run lint && npm test && npm run build)
+    step "dashboard: install, lint (ESLint, Prettier), unit tests, build (run beside the Rust tests)"
+    waited "$dashboard_checks" dashboard-checks
+    cat .local/logs/test-dashboard-checks.log
 
     step "dashboard: end-to-end in headless Chromium"
     (cd frontend &&
@@ -153,6 +168,7 @@ fi
 
 if [ -f bench/Cargo.toml ]; then
     step "load tool smoke run"
+    waited "$load_tool_build" load-tool-build
     scripts/bench.sh --smoke
 fi
 
