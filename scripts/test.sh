@@ -13,9 +13,7 @@
 # as SSE_TEST_PYTHON for the Rust tests, so the system's python3 may be Debian's
 # externally-managed one (PEP 668): nothing is pip-installed into it.
 #
-#   1. cargo fmt --check, cargo clippy --all-targets -D warnings (clippy runs beside
-#      steps 2 to 4 at the lowest CPU priority, as do the downloads, the dashboard's
-#      checks and the load tool's build: each is waited for before what needs it)
+#   1. cargo fmt --check, cargo clippy --all-targets -D warnings
 #   2. cargo test --include-ignored: the embedded tests and the ones against the real
 #      services: Apache Kafka (127.0.0.1:9092) and dynalite, DynamoDB's API (127.0.0.1:8111)
 #      then scripts/contract_test.sh: schemathesis checks the live server against the
@@ -91,14 +89,9 @@ fi
 in_background h2spec-install scripts/h2spec.sh --install &
 h2spec_install=$!
 
-step "format; the lint starts beside the build and the tests"
+step "format and lint"
 cargo fmt --all -- --check
-# clippy compiles every dependency again in its own mode: in its own target directory
-# at the lowest CPU priority it uses what the build and the tests leave idle (they
-# mostly wait on Kafka and on deadlines), and is waited for before the cluster checks.
-in_background clippy env CARGO_TARGET_DIR="$ROOT/target/clippy" \
-    nice -n 19 cargo clippy --all-targets -- -D warnings &
-clippy=$!
+cargo clippy --all-targets -- -D warnings
 
 step "build"
 cargo build --all-targets
@@ -178,10 +171,6 @@ if [ -f bench/Cargo.toml ]; then
     waited "$load_tool_build" load-tool-build
     scripts/bench.sh --smoke
 fi
-
-step "lint: cargo clippy --all-targets -D warnings (run beside the build and the tests)"
-waited "$clippy" clippy
-cat .local/logs/test-clippy.log
 
 if [ "${SSE_TEST_SKIP_CLUSTER:-0}" = 1 ]; then
     echo "SSE_TEST_SKIP_CLUSTER=1: leaving out the three-node Kafka cluster checks"
