@@ -57,18 +57,18 @@ impl RecordSkipped<'_> {
 }
 
 /// A /v4 command announced as rejected.
-pub struct CommandRejected<'a> {
+pub struct CommandRejected {
     pub command: Uuid,
     pub report: Uuid,
     /// The metric's label: `conflict`, `missing_report`, or the store's permanent kind.
     pub reason: &'static str,
-    pub detail: &'a str,
+    pub detail: String,
     /// The store can never apply it (unreadable item, missing table, access
     /// denied): a warning, as an operator must act; a lost race is routine.
     pub store_cannot: bool,
 }
 
-impl CommandRejected<'_> {
+impl CommandRejected {
     pub fn emit(self, metrics: &Metrics) {
         let (command, report, reason) = (self.command, self.report, self.reason);
         if self.store_cannot {
@@ -119,7 +119,7 @@ mod tests {
             command: Uuid::new_v4(),
             report: Uuid::new_v4(),
             reason: "conflict",
-            detail: "the report moved on",
+            detail: "the report moved on".to_owned(),
             store_cannot: false,
         }
         .emit(&metrics);

@@ -62,12 +62,19 @@ pub async fn settle(board: &Board, change: &StatusChange) -> Result<(), String> 
     // `store_cannot`: the store can never apply it (an operator must act), not a
     // race another change won.
     let rejected = |reason: &'static str, why: String, store_cannot: bool| {
+        let rejection = CommandRejected {
+            command: change.command_id,
+            report: change.report_id,
+            reason,
+            detail: why.clone(),
+            store_cannot,
+        };
         let event = FactEvent::ReportStatusRejected {
             id: change.report_id,
             status: change.to,
             reason: why,
         };
-        (event, Some((reason, store_cannot)))
+        (event, Some(rejection))
     };
     let update = FactEvent::ReportStatusUpdate {
         id: change.report_id,
@@ -113,17 +120,9 @@ pub async fn settle(board: &Board, change: &StatusChange) -> Result<(), String> 
     facts::announce(board, &fact)
         .await
         .map_err(|e| e.to_string())?;
-    if let (Some((reason, store_cannot)), FactEvent::ReportStatusRejected { reason: detail, .. }) =
-        (rejection, &fact.event)
-    {
-        CommandRejected {
-            command: change.command_id,
-            report: change.report_id,
-            reason,
-            detail,
-            store_cannot,
-        }
-        .emit(&board.metrics);
+    // Counted once announced: a rejection whose announcement failed is tried again.
+    if let Some(rejection) = rejection {
+        rejection.emit(&board.metrics);
     }
     Ok(())
 }
