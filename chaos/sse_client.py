@@ -142,6 +142,7 @@ class SseClient:
         self.first_connected_t: float | None = None
         self.instance: int | None = None
         self.resets = 0
+        self.presence: str | None = None  # the last `presence` event's data
         self._stop = asyncio.Event()
         self._retry_s = RETRY_CAP_S
 
@@ -226,6 +227,10 @@ class SseClient:
 
     def _handle(self, ev: SseEvent, conn: int, idx: int) -> None:
         t = self.history.now()
+        if ev.event == "presence":
+            # A state the server tells (src/presence), not a message: kept apart.
+            self.presence = ev.data
+            return
         if ev.event == "reset":
             self.resets += 1
             try:

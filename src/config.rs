@@ -115,6 +115,10 @@ pub struct Config {
     #[arg(long, env = "SSE_V4_EVENT_TOPIC", default_value = "v4_events")]
     pub v4_event_topic: String,
 
+    /// Topic carrying every instance's presence snapshots (/v3 and /v4).
+    #[arg(long, env = "SSE_PRESENCE_TOPIC", default_value = "presence")]
+    pub presence_topic: String,
+
     /// Consumer group shared by the /v4 writers of every instance.
     #[arg(
         long,
@@ -254,6 +258,8 @@ pub struct Topic {
     pub partitions: i32,
     /// `--kafka-replicas`; `None`: [`REPLICAS`], or fewer on a smaller cluster.
     pub replicas: Option<i32>,
+    /// How long its records are kept; `None`: the broker's default (a week).
+    pub retention: Option<Duration>,
 }
 
 impl Topic {
@@ -271,6 +277,10 @@ impl Topic {
 /// partition, so resume works the same on one partition or many.
 pub const PARTITIONS: i32 = 3;
 
+/// How long the presence topic keeps its snapshots: only the last seconds are
+/// ever read, the rest is kept for whoever debugs it.
+pub const PRESENCE_RETENTION: Duration = Duration::from_secs(3600);
+
 /// Copies of every partition, on as many brokers, unless `--kafka-replicas` says
 /// otherwise (fewer on a cluster with fewer brokers). With three copies and the
 /// brokers' `min.insync.replicas=2`, an acknowledged record is on two brokers at
@@ -284,14 +294,19 @@ impl Config {
     /// does the same for `scripts/services.sh`, and `docker-compose.yml` leaves it
     /// to them.
     pub fn topics(&self) -> Vec<Topic> {
-        [&self.v3_topic, &self.v4_command_topic, &self.v4_event_topic]
-            .into_iter()
-            .map(|name| Topic {
-                name: name.clone(),
-                partitions: PARTITIONS,
-                replicas: self.kafka_replicas,
-            })
-            .collect()
+        let topic = |name: &String, retention| Topic {
+            name: name.clone(),
+            partitions: PARTITIONS,
+            replicas: self.kafka_replicas,
+            retention,
+        };
+        vec![
+            topic(&self.v3_topic, None),
+            topic(&self.v4_command_topic, None),
+            topic(&self.v4_event_topic, None),
+            // A snapshot is stale seconds after it is written (src/presence).
+            topic(&self.presence_topic, Some(PRESENCE_RETENTION)),
+        ]
     }
 
     /// Keep-alive interval for /v2, /v3 and /v4 streams (a zero one would spin).

@@ -33,6 +33,7 @@ mod idempotency;
 mod limits;
 mod lock;
 mod metrics;
+mod presence;
 mod server;
 pub mod sse;
 #[cfg(test)]
@@ -88,6 +89,7 @@ struct Substates {
     v3: Arc<v3::Channel>,
     v4: Arc<v4::Board>,
     v4_quotas: Quotas,
+    presences: presence::Presences,
     probes: health::Probes,
     /// Cancelled on shutdown: ends every stream and consumer.
     shutdown: CancellationToken,
@@ -118,6 +120,7 @@ substates! {
     v3: Arc<v3::Channel>,
     v4: Arc<v4::Board>,
     v4_quotas: Quotas,
+    presences: presence::Presences,
     probes: health::Probes,
     stop: Stop,
 }
@@ -228,6 +231,22 @@ async fn build_state(config: Config, stop: Stop) -> anyhow::Result<AppState> {
         keep_alive: config.v1_keep_alive(),
         metrics: metrics.clone(),
     };
+    let instance: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
+    let presences = presence::Presences {
+        v2: presence::Presence::start("v2", &v2, &instance, &shutdown),
+        v3: presence::Presence::start("v3", &v3, &instance, &shutdown),
+        v4: presence::Presence::start("v4", &v4, &instance, &shutdown),
+    };
+    // /v2's presence is this instance's; /v3's and /v4's go where their records do.
+    let shared = |bus: &Bus, steps: &[Arc<presence::Presence>]| {
+        presence::share(bus, &config.presence_topic, steps, &metrics, &shutdown);
+    };
+    if v4_on_kafka {
+        shared(&bus, &[presences.v3.clone(), presences.v4.clone()]);
+    } else {
+        shared(&bus, std::slice::from_ref(&presences.v3));
+        shared(&v4_bus, std::slice::from_ref(&presences.v4));
+    }
     let v3 = Arc::new(v3::Channel {
         hub: v3,
         bus: bus.clone(),
@@ -270,6 +289,7 @@ async fn build_state(config: Config, stop: Stop) -> anyhow::Result<AppState> {
         v3,
         v4,
         v4_quotas,
+        presences,
         probes: health::Probes {
             bus,
             store,
@@ -343,6 +363,7 @@ fn router(app: AppState) -> Router {
         .merge(v2::routes())
         .merge(v3::routes())
         .merge(v4::routes::routes())
+        .merge(presence::routes())
         .route_layer(middleware::from_fn_with_state(
             app.0.auth.clone(),
             auth::identify,

@@ -60,10 +60,13 @@ pub enum EventName {
     ReportStatusUpdate,
     /// /v4: a requested change was refused.
     ReportStatusRejected,
+    /// /v2–/v4: how many streams the user has open, on how many instances:
+    /// `{"connections", "instances"}`. Sent without an id (see [`unnumbered`]).
+    Presence,
 }
 
 impl EventName {
-    pub const ALL: [EventName; 7] = [
+    pub const ALL: [EventName; 8] = [
         EventName::Message,
         EventName::Reset,
         EventName::Snapshot,
@@ -71,6 +74,7 @@ impl EventName {
         EventName::NewReport,
         EventName::ReportStatusUpdate,
         EventName::ReportStatusRejected,
+        EventName::Presence,
     ];
 
     /// The `event:` field's value.
@@ -83,6 +87,7 @@ impl EventName {
             EventName::NewReport => "new_report",
             EventName::ReportStatusUpdate => "report_status_update",
             EventName::ReportStatusRejected => "report_status_rejected",
+            EventName::Presence => "presence",
         }
     }
 }
@@ -91,11 +96,24 @@ impl EventName {
 /// [`EventName::Message`], the default). Newline variants in `data` are
 /// normalised first.
 pub fn frame(id: &str, name: EventName, data: &str) -> Bytes {
+    write(Some(id), name, data)
+}
+
+/// Frames an event that is a state, not history: no `id:` line, so the client's
+/// last event id stays that of the last numbered event (WHATWG HTML: only an `id`
+/// field sets the last event ID buffer) and a reconnect resumes as before.
+pub fn unnumbered(name: EventName, data: &str) -> Bytes {
+    write(None, name, data)
+}
+
+fn write(id: Option<&str>, name: EventName, data: &str) -> Bytes {
     let data = normalize_newlines(data);
-    let mut buf = BytesMut::with_capacity(data.len() + id.len() + 32);
-    buf.put_slice(b"id: ");
-    buf.put_slice(id.as_bytes());
-    buf.put_u8(b'\n');
+    let mut buf = BytesMut::with_capacity(data.len() + id.map_or(0, str::len) + 32);
+    if let Some(id) = id {
+        buf.put_slice(b"id: ");
+        buf.put_slice(id.as_bytes());
+        buf.put_u8(b'\n');
+    }
     if name != EventName::Message {
         buf.put_slice(b"event: ");
         buf.put_slice(name.as_str().as_bytes());
@@ -136,6 +154,14 @@ mod tests {
         assert_eq!(
             &bytes[..],
             b"id: 7\nevent: snapshot\ndata: a\ndata: b\ndata: c\ndata: d\n\n"
+        );
+    }
+
+    #[test]
+    fn frames_an_unnumbered_event_without_id() {
+        assert_eq!(
+            &unnumbered(EventName::Presence, r#"{"connections":2}"#)[..],
+            b"event: presence\ndata: {\"connections\":2}\n\n"
         );
     }
 

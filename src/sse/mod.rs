@@ -19,8 +19,8 @@ mod positions;
 mod queue;
 mod stream;
 
-pub use event::{Event, EventName, Position, frame};
-pub use hub::{Audience, HubLimits, Posted, ResetReason, Subscription, UserHub};
+pub use event::{Event, EventName, Position, frame, unnumbered};
+pub use hub::{Audience, Change, HubLimits, Posted, ResetReason, Subscription, UserHub};
 pub use ids::IdScheme;
 pub use open::{Admitted, Subscribed};
 pub use stream::{LastEventId, StreamSettings, Streams};

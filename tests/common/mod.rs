@@ -195,11 +195,14 @@ where
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<Event, String>> + Send>>;
 
-/// A real SSE client on one stream.
+/// A real SSE client on one stream. `presence` events (a state the server tells,
+/// not a message: see src/presence) are set aside for [`SseClient::next_presence`],
+/// so the other tests read only what they sent.
 pub struct SseClient {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     events: EventStream,
+    presence: std::collections::VecDeque<Event>,
 }
 
 impl SseClient {
@@ -228,6 +231,7 @@ impl SseClient {
             status,
             headers,
             events,
+            presence: Default::default(),
         }
     }
 
@@ -238,13 +242,14 @@ impl SseClient {
 
     /// The next event that carries data, waiting at most `wait` for it.
     pub async fn next_within(&mut self, wait: Duration) -> Event {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let event = tokio::time::timeout(wait, self.events.next())
+            let event = tokio::time::timeout_at(deadline, self.events.next())
                 .await
                 .expect("timed out waiting for an event")
                 .expect("the stream ended")
                 .expect("a well-formed event");
-            if !event.data.is_empty() || !event.event.is_empty() {
+            if let Some(event) = self.set_aside(event) {
                 return event;
             }
         }
@@ -252,15 +257,40 @@ impl SseClient {
 
     /// The next event that carries data, or `None` when the server ends the stream.
     pub async fn try_next(&mut self) -> Option<Event> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let event = tokio::time::timeout(PATIENCE, self.events.next())
+            let event = tokio::time::timeout_at(deadline, self.events.next())
                 .await
                 .expect("timed out waiting for an event or the end")?
                 .ok()?;
-            if !event.data.is_empty() || !event.event.is_empty() {
+            if let Some(event) = self.set_aside(event) {
                 return Some(event);
             }
         }
+    }
+
+    /// The next `presence` event, waiting at most `wait`; the other events that
+    /// come first are dropped.
+    pub async fn next_presence(&mut self, wait: Duration) -> Event {
+        let deadline = tokio::time::Instant::now() + wait;
+        while self.presence.is_empty() {
+            let event = tokio::time::timeout_at(deadline, self.events.next())
+                .await
+                .expect("timed out waiting for a presence event")
+                .expect("the stream ended")
+                .expect("a well-formed event");
+            let _ = self.set_aside(event);
+        }
+        self.presence.pop_front().expect("a presence event")
+    }
+
+    /// `event` if a test reads it: not a comment, `retry:` or `presence` (kept).
+    fn set_aside(&mut self, event: Event) -> Option<Event> {
+        if event.event == "presence" {
+            self.presence.push_back(event);
+            return None;
+        }
+        (!event.data.is_empty() || !event.event.is_empty()).then_some(event)
     }
 
     /// Asserts that the next event carrying data is `marker`, which the test sent

@@ -127,6 +127,7 @@ mod test_support {
             name: format!("{prefix}-{}", uuid::Uuid::new_v4().simple()),
             partitions,
             replicas: None,
+            retention: None,
         };
         let bus = KafkaBus::new(&brokers, vec![topic.clone()]).expect("bus");
         bus.create_all_topics().await.expect("topic");

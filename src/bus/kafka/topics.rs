@@ -82,11 +82,21 @@ impl KafkaBus {
             client_config(&self.brokers).create_with_context(Reports)?;
         let brokers = self.metadata().await?.brokers().len();
         let brokers = i32::try_from(brokers).unwrap_or(i32::MAX);
+        // Segments close within the retention, or it would never apply.
+        let retention_ms: Vec<Option<String>> = topics
+            .iter()
+            .map(|t| t.retention.map(|r| r.as_millis().to_string()))
+            .collect();
         let new: Vec<NewTopic> = topics
             .iter()
-            .map(|t| {
+            .zip(&retention_ms)
+            .map(|(t, retention_ms)| {
                 let replicas = TopicReplication::Fixed(t.replicas_on(brokers));
-                NewTopic::new(&t.name, t.partitions, replicas)
+                let topic = NewTopic::new(&t.name, t.partitions, replicas);
+                match retention_ms {
+                    Some(ms) => topic.set("retention.ms", ms).set("segment.ms", ms),
+                    None => topic,
+                }
             })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
@@ -219,6 +229,7 @@ mod tests {
             name: "t".into(),
             partitions: 3,
             replicas,
+            retention: None,
         };
         assert_eq!(topic(None).replicas_on(1), 1);
         assert_eq!(topic(None).replicas_on(2), 2);

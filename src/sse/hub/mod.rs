@@ -58,9 +58,12 @@
 //!    before the channel its events left is let go (a subscriber never sees events
 //!    gone and the floor not yet raised).
 //!
+//! `tell` (presence) takes a user's shard alone, and the hub calls its connection
+//! watcher (`watch_connections`) with no lock held.
+//!
 //! Leaves, under which nothing is taken: a connection's queue (`try_push`, and
 //! closing it when its sender is dropped, under a user's shard) and the metrics
-//! family (`stream_opened`, under the gate). `subscribe` copies the floor out of
+//! family (`stream_opened`). `subscribe` copies the floor out of
 //! `positions` rather than building a replay under it: every send takes
 //! `positions` to advance the cursor.
 
@@ -73,6 +76,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use dashmap::DashMap;
 use prometheus_client::metrics::counter::Counter;
 
@@ -107,6 +111,16 @@ pub struct Posted {
     pub delivered: usize,
 }
 
+/// What happened to a user's connections (see [`UserHub::watch_connections`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Opened,
+    Closed,
+}
+
+/// What is told of each user whose connections changed.
+type Watcher = dyn Fn(&Arc<str>, Change) + Send + Sync;
+
 /// A record this hub's cursor is already past: it makes no event.
 struct ReadBefore;
 
@@ -135,6 +149,8 @@ pub struct UserHub {
     /// Whether the reader that feeds this hub has caught up with its topic; none
     /// set: the hub is fed in process and always is.
     fed: OnceLock<Box<dyn Fn() -> bool + Send + Sync>>,
+    /// Told of each user whose number of connections changed (presence).
+    watcher: OnceLock<Box<Watcher>>,
 }
 
 /// The longest a new stream waits for the hub's reader to catch up (10 minutes
@@ -181,6 +197,7 @@ impl UserHub {
             delivered,
             overflowed,
             fed: OnceLock::new(),
+            watcher: OnceLock::new(),
         })
     }
 
@@ -188,6 +205,18 @@ impl UserHub {
     /// up with its topic (set once, by whoever starts the reader).
     pub fn fed_by(&self, caught_up: impl Fn() -> bool + Send + Sync + 'static) {
         let _ = self.fed.set(Box::new(caught_up));
+    }
+
+    /// Names what is told of each user whose number of open connections changed
+    /// (set once, by presence). It is called with no lock held, after the change.
+    pub fn watch_connections(&self, changed: impl Fn(&Arc<str>, Change) + Send + Sync + 'static) {
+        let _ = self.watcher.set(Box::new(changed));
+    }
+
+    fn connections_changed(&self, user: &Arc<str>, change: Change) {
+        if let Some(changed) = self.watcher.get() {
+            changed(user, change);
+        }
     }
 
     /// Waits, at most [`CATCH_UP_WAIT`], until the reader feeding this hub has
@@ -236,7 +265,7 @@ impl UserHub {
         let (tx, rx) = queue(self.limits.effective_queue(), self.limits.queue_bytes);
         let connection = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let key: Arc<str> = Arc::from(user);
-        let _gate = self.gate.reading();
+        let gate = self.gate.reading();
         let mut state = self.users.entry(key.clone()).or_default();
         // Under the user's lock (and the gate): nothing can be published between
         // the replay and the registration, so nothing is missed or sent twice.
@@ -255,7 +284,8 @@ impl UserHub {
                 }
             };
         // Invariant 5: a replay past the byte budget ends the stream once written.
-        if start.fit_to_budget(self.limits.queue_bytes) {
+        let registered = start.fit_to_budget(self.limits.queue_bytes);
+        if registered {
             state.connections.push(Connection {
                 id: connection,
                 queue: tx,
@@ -266,6 +296,10 @@ impl UserHub {
             drop(tx);
         }
         drop(state);
+        drop(gate);
+        if registered {
+            self.connections_changed(&key, Change::Opened);
+        }
         let position = self.ids.format(&now);
         let open = self.metrics.stream_opened(self.version);
         let registration = Registration::new(self.clone(), key, connection, open);
@@ -410,16 +444,30 @@ impl UserHub {
     }
 
     fn deliver(&self, state: &mut UserState, event: &Event) -> usize {
+        // Kept for the connection's life: partitions catch up one by one.
+        let before_start = |c: &Connection| {
+            c.skip_before
+                .as_ref()
+                .is_some_and(|cursor| !history::is_after(event, cursor))
+        };
+        self.push(state, &event.bytes, before_start)
+    }
+
+    /// Queues `bytes` on each of `state`'s connections but those `skip` names;
+    /// closes a connection whose queue is full.
+    fn push(
+        &self,
+        state: &mut UserState,
+        bytes: &Bytes,
+        skip: impl Fn(&Connection) -> bool,
+    ) -> usize {
         let mut delivered = 0;
         let mut overflowed = 0;
         state.connections.retain(|c| {
-            // Kept for the connection's life: partitions catch up one by one.
-            if let Some(cursor) = &c.skip_before
-                && !history::is_after(event, cursor)
-            {
+            if skip(c) {
                 return true;
             }
-            match c.queue.try_push(event.bytes.clone()) {
+            match c.queue.try_push(bytes.clone()) {
                 Ok(()) => {
                     delivered += 1;
                     true
@@ -541,6 +589,25 @@ impl UserHub {
         }
     }
 
+    /// Queues `frame` on every connection of `user`, without keeping it: a state
+    /// the client is told (presence), not an event to replay. Takes one `users`
+    /// shard only (lock 3). Returns the connections it was queued on.
+    pub fn tell(&self, user: &str, frame: &Bytes) -> usize {
+        match self.users.get_mut(user) {
+            Some(mut state) => self.push(&mut state, frame, |_| false),
+            None => 0,
+        }
+    }
+
+    /// Every user with an open connection here, and how many.
+    pub fn connected_users(&self) -> Vec<(Arc<str>, usize)> {
+        self.users
+            .iter()
+            .filter(|s| !s.connections.is_empty())
+            .map(|s| (s.key().clone(), s.connections.len()))
+            .collect()
+    }
+
     /// Number of users the hub holds (connected, or with kept events).
     pub fn user_count(&self) -> usize {
         self.users.len()
@@ -554,6 +621,7 @@ impl UserHub {
         self.users.remove_if(user, |_, state| {
             state.connections.is_empty() && state.history.is_empty()
         });
+        self.connections_changed(user, Change::Closed);
     }
 }
 
