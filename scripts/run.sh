@@ -50,7 +50,8 @@ if [ -f frontend/package.json ]; then
     if [ ! -f frontend/dist/index.html ]; then
         need_build=1
     elif [ -n "$(find frontend -path frontend/node_modules -prune -o -path frontend/dist -prune \
-        -o -path frontend/e2e -prune -o -type f -newer frontend/dist/index.html -print -quit)" ]; then
+        -o -path frontend/e2e -prune -o -path 'frontend/playwright.config.*' -prune \
+        -o -type f -newer frontend/dist/index.html -print -quit)" ]; then
         need_build=1
     fi
     if [ "$need_build" = 1 ]; then
