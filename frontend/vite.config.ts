@@ -13,6 +13,10 @@ export default defineConfig({
     port: 5173,
     strictPort: true,
     proxy: {
+      // /v1–/v3 for the stream inspector (/inspect), /v4 for the board and the inspector
+      '/v1': { target: server, changeOrigin: true },
+      '/v2': { target: server, changeOrigin: true },
+      '/v3': { target: server, changeOrigin: true },
       '/v4': { target: server, changeOrigin: true },
       '/healthz': { target: server, changeOrigin: true },
       '/readyz': { target: server, changeOrigin: true },

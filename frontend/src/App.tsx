@@ -1,9 +1,26 @@
-import { useEffect } from 'react';
+import { lazy, Suspense, useEffect } from 'react';
 import { useSession } from './session.ts';
 import { SignIn, TokenSignIn } from './SignIn.tsx';
 import { Board } from './Board.tsx';
+import { isInspectPath } from './inspect/links.ts';
+
+// The server answers every unknown page with index.html, so the path picks the page:
+// /inspect is the stream inspector, loaded only there (the board's bundle stays as it was).
+const Inspector = lazy(() => import('./inspect/Inspector.tsx').then((m) => ({ default: m.Inspector })));
 
 export function App() {
+  if (isInspectPath(window.location.pathname)) {
+    return (
+      <Suspense fallback={null}>
+        <Inspector />
+      </Suspense>
+    );
+  }
+  return <Dashboard />;
+}
+
+/** The report board, behind its sign-in. */
+function Dashboard() {
   const { auth, session, signIn, signInWithToken, signOut } = useSession();
 
   useEffect(() => {
