@@ -2,12 +2,13 @@ import { memo, useEffect, useState } from 'react';
 import { useBoard, useNow } from './useBoard.ts';
 import { selectReports, type Notice } from './reports.ts';
 import { actionLabel, nextStatuses, type Status } from './transitions.ts';
-import type { Report } from './types.ts';
+import type { Presence, Report } from './types.ts';
 import type { Connection } from './stream.ts';
 import { StatusBadge } from './StatusBadge.tsx';
 import { Logo } from './Logo.tsx';
 import { Icon } from './Icon.tsx';
 import { fullTime, relativeTime } from './time.ts';
+import { inspectHref } from './inspect/links.ts';
 
 interface Props {
   userId: string;
@@ -30,6 +31,10 @@ export function Board({ userId, onSignOut }: Props) {
           </div>
           <div className="topbar-right">
             <ConnectionPill connection={connection} />
+            {state.presence && connection === 'live' && <PresenceNote presence={state.presence} />}
+            <a className="btn btn-ghost" href={inspectHref(userId)} data-testid="inspector-link">
+              Inspector
+            </a>
             <UserChip userId={userId} />
             <button type="button" className="btn btn-ghost" data-testid="signout" onClick={onSignOut}>
               Sign out
@@ -135,6 +140,29 @@ function ConnectionPill({ connection }: { connection: Connection }) {
     >
       <span className="conn-dot" aria-hidden="true" />
       {CONNECTION_TEXT[connection]}
+    </span>
+  );
+}
+
+const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
+
+/** Where the user's board is open, as the server counts it (shown while live: otherwise it may be stale). */
+function PresenceNote({ presence }: { presence: Presence }) {
+  const { connections, instances } = presence;
+  return (
+    <span
+      className="presence"
+      role="status"
+      aria-label="presence"
+      data-testid="presence"
+      data-connections={connections}
+      data-instances={instances}
+      title={
+        'Live streams open for this user, and the servers holding them. ' +
+        'The tabs of one browser share one stream, so each browser or device counts once.'
+      }
+    >
+      Open in {plural(connections, 'stream')} on {plural(instances, 'server')}
     </span>
   );
 }

@@ -273,6 +273,49 @@ describe('reset and ordering', () => {
   });
 });
 
+describe('presence', () => {
+  const presence = (connections: number, instances: number): BoardEvent => ({
+    type: 'presence',
+    connections,
+    instances,
+  });
+
+  it('keeps the latest count, and nothing else changes', () => {
+    expect(initialState.presence).toBeNull();
+    const board = run([
+      snapshot([report(A)]),
+      update(B, 'queued'),
+      { type: 'request_started', id: A, status: 'queued' },
+    ]);
+    const s = run([presence(2, 1), presence(3, 2)], board);
+    expect(s.presence).toEqual({ connections: 3, instances: 2 });
+    expect({ ...s, presence: null }).toEqual({ ...board, presence: null });
+  });
+
+  it('is not a report event: it neither loads the board nor settles a move', () => {
+    const s = run([{ type: 'request_started', id: A, status: 'queued' }, presence(1, 1)]);
+    expect(s.loaded).toBe(false);
+    expect(s.byId).toEqual({});
+    expect(s.busy).toEqual({ [A]: 'queued' });
+  });
+
+  it('the same count again is a no-op', () => {
+    const s = run([presence(2, 1)]);
+    expect(applyEvent(s, presence(2, 1))).toBe(s);
+  });
+
+  it('outlives stream_reset and snapshot; the board’s reset clears it', () => {
+    const s = run([
+      presence(2, 2),
+      snapshot([report(A)]),
+      { type: 'stream_reset', reason: 'history_expired', at: '2026-01-01T12:00:02Z' },
+      snapshot([report(B)]),
+    ]);
+    expect(s.presence).toEqual({ connections: 2, instances: 2 });
+    expect(applyEvent(s, { type: 'reset' }).presence).toBeNull();
+  });
+});
+
 describe('resume and reset (the server could not replay what was missed)', () => {
   it('a resumed connection without a snapshot keeps the board and applies the missed events', () => {
     const s = run([snapshot([report(A), report(B)]), update(A, 'queued'), update(B, 'canceled')]);

@@ -1,8 +1,9 @@
 // Client-side state of the board: a pure reducer, `applyEvent(state, event)`.
 //
-// Server-Sent Events (snapshot, new_report, report_status_update, report_status_rejected),
-// already decoded by wire.ts, and the outcome of this tab's own requests are all events;
-// nothing here reads JSON. Rules that keep several tabs and reconnects consistent:
+// Server-Sent Events (snapshot, new_report, report_status_update, report_status_rejected,
+// presence), already decoded by wire.ts, and the outcome of this tab's own requests are
+// all events; nothing here reads JSON. Rules that keep several tabs and reconnects
+// consistent:
 //
 // - `snapshot` is the truth at the moment a connection opened: it replaces the list.
 //   A connection that resumes exactly (Last-Event-ID) gets no snapshot, only the events
@@ -22,10 +23,14 @@
 //   user tries another move on it.
 // - A move asked for by this tab keeps the report busy (buttons disabled) until the
 //   server's event about it arrives: the 202 only says the command was accepted.
+// - `presence` (how many streams of the user are open, on how many instances) is a state
+//   beside the list: the latest one replaces the one before, and it touches no report.
+//   `stream_reset` and `snapshot` keep it (they are about the list); the board's own
+//   `reset` (another user) clears it.
 //
 // Every function here is pure; "now" is passed in as `at` (RFC 3339).
 
-import type { Report, ServerEvent } from './types.ts';
+import type { Presence, Report, ServerEvent } from './types.ts';
 import type { Status } from './transitions.ts';
 
 export interface Notice {
@@ -53,6 +58,8 @@ export interface BoardState {
    * fails, or the caller gives up waiting (`request_settled`). Their buttons are disabled.
    */
   busy: Readonly<Record<string, Status>>;
+  /** The latest `presence` the server sent; null until one arrives. */
+  presence: Presence | null;
 }
 
 export type BoardEvent =
@@ -72,6 +79,7 @@ export const initialState: BoardState = {
   orphanUpdates: {},
   notices: {},
   busy: {},
+  presence: null,
 };
 
 /** The later of two RFC 3339 times (the second one when either does not parse). */
@@ -152,6 +160,13 @@ export function applyEvent(state: BoardState, event: BoardEvent): BoardState {
           },
         },
       };
+
+    case 'presence': {
+      const { connections, instances } = event;
+      const p = state.presence;
+      if (p && p.connections === connections && p.instances === instances) return state;
+      return { ...state, presence: { connections, instances } };
+    }
 
     case 'request_started':
       return {

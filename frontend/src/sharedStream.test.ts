@@ -1,7 +1,8 @@
 // Unit tests of sharedStream.ts: the tabs of one browser share one EventSource; the
-// others get every event over the channel; closing the holder hands the stream over,
-// resuming from the last event id; a message this version does not understand (a tab of
-// another version) is ignored.
+// others get every event over the channel (the presence count too, and a tab opened later
+// gets the latest one); closing the holder hands the stream over, resuming from the last
+// event id; a message this version does not understand (a tab of another version) is
+// ignored.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { channelName, connectSharedReportStream, type Role } from './sharedStream.ts';
 import { streamUrl, type Connection } from './stream.ts';
@@ -172,6 +173,70 @@ describe('connectSharedReportStream', () => {
     }
   });
 
+  it('presence reaches every tab, and a tab opened later gets the latest count', async () => {
+    const { open } = browser();
+    const first = open('first');
+    const second = open('second');
+    await settle();
+    const es = FakeEventSource.all[0];
+    es.open();
+    es.emit('snapshot', [report('a')], '10');
+    es.emit('presence', { connections: 1, instances: 1 }, '10'); // no id line: the browser repeats the last one
+    es.emit('presence', { connections: 2, instances: 1 }, '10');
+    await settle();
+    for (const t of [first, second]) {
+      expect(t.board.presence).toEqual({ connections: 2, instances: 1 });
+      expect(statuses(t)).toEqual(['a:pending']);
+    }
+
+    const late = open('late');
+    await settle();
+    expect(late.board.presence).toEqual({ connections: 2, instances: 1 });
+    es.emit('presence', { connections: 3, instances: 2 }, '10');
+    await settle();
+    for (const t of [first, second, late]) expect(t.board.presence).toEqual({ connections: 3, instances: 2 });
+
+    // Presence moved no resume point: the next holder resumes from the last report event.
+    first.close();
+    await settle();
+    expect(FakeEventSource.open()[0].url).toBe(streamUrl('', USER, '10'));
+  });
+
+  it('a tab opened before the snapshot gets the presence the holder already has', async () => {
+    const { open } = browser();
+    open('first');
+    await settle();
+    const es = FakeEventSource.all[0];
+    es.open();
+    es.emit('presence', { connections: 1, instances: 1 });
+    const late = open('late');
+    await settle();
+    expect(late.board.loaded).toBe(false);
+    expect(late.board.presence).toEqual({ connections: 1, instances: 1 });
+    expect(late.states.at(-1)).toBe('live');
+  });
+
+  it('takes the sync of a version without presence, and shows no count until one comes', async () => {
+    const { open, channels } = browser();
+    open('holder');
+    const waiting = open('waiting');
+    await settle();
+    const older = channels.create(channelName(USER)); // a tab of the version before presence
+    older.postMessage({
+      kind: 'sync',
+      to: 'waiting',
+      reports: [report('a')],
+      orphans: [],
+      lastEventId: '10',
+      connection: 'live',
+      at: AT,
+    });
+    await settle();
+    expect(statuses(waiting)).toEqual(['a:pending']);
+    expect(waiting.board.presence).toBeNull();
+    older.close();
+  });
+
   it('the connection state of the holder shows in every tab', async () => {
     const { tabs, es } = await twoTabsWithOpenStream();
     es.fail(0);
@@ -229,6 +294,20 @@ describe('connectSharedReportStream', () => {
       { kind: 'leader' },
       { kind: 'sync', to: 'waiting', reports: 'none' },
       { kind: 'sync', to: 'waiting', reports: [report('z')], orphans: [{ id: 'q' }], lastEventId: '99' },
+      { kind: 'event', event: { type: 'presence', connections: -1, instances: 1 }, id: null },
+      { kind: 'event', event: { type: 'presence', connections: 4 }, id: null },
+      { kind: 'event', event: { type: 'presence', connections: 4, instances: '1' }, id: null },
+      { kind: 'event', event: { type: 'presence', connections: 4, instances: 1 }, id: 4 },
+      {
+        kind: 'sync',
+        to: 'waiting',
+        reports: [report('z')],
+        orphans: [],
+        lastEventId: '99',
+        connection: 'live',
+        at: AT,
+        presence: { connections: 1.5, instances: 1 },
+      },
     ];
     for (const message of unexpected) foreign.postMessage(message);
     await settle();
@@ -236,6 +315,7 @@ describe('connectSharedReportStream', () => {
     expect(waiting.states).toHaveLength(before.states);
     expect(statuses(waiting)).toEqual(['a:pending']);
     expect(statuses(holder)).toEqual(['a:pending']);
+    expect(waiting.board.presence).toBeNull();
 
     // A good message from the other tab still applies, and so do the holder's next events.
     foreign.postMessage({
@@ -245,6 +325,9 @@ describe('connectSharedReportStream', () => {
     });
     await settle();
     expect(statuses(waiting)).toEqual(['a:queued']);
+    foreign.postMessage({ kind: 'event', event: { type: 'presence', connections: 4, instances: 2 }, id: null });
+    await settle();
+    expect(waiting.board.presence).toEqual({ connections: 4, instances: 2 });
     es.emit('report_status_update', { id: 'a', status: 'processing' }, '12');
     await settle();
     expect(statuses(waiting)).toEqual(['a:processing']);

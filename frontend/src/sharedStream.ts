@@ -13,7 +13,9 @@
 //   on the BroadcastChannel `sse-server:v4:<user>`; the other tabs apply them as if they
 //   had received them themselves. Its connection state goes the same way.
 // - A tab that opens later says `hello`; the holder answers with a `sync`: its board as a
-//   snapshot, and the last event id.
+//   snapshot, the latest presence count, and the last event id. (`presence` carries no id
+//   and is never replayed, so a tab that missed it would otherwise show no count until
+//   the count changes.)
 // - Every tab remembers the last event id it saw, so the tab that takes over resumes the
 //   stream from there: the server replays exactly what was missed (or, when it cannot,
 //   sends `reset` and a snapshot).
@@ -26,10 +28,10 @@
 
 import { applyEvent, initialState, type BoardState } from './reports.ts';
 import { connectReportStream, type Connection, type StreamOptions } from './stream.ts';
-import type { Report, ServerEvent } from './types.ts';
+import type { Presence, Report, ServerEvent } from './types.ts';
 import { isStatus, type Status } from './transitions.ts';
 import { newUuid } from './uuid.ts';
-import { isRecord, toReport } from './wire.ts';
+import { isCount, isRecord, toReport } from './wire.ts';
 
 /** The part of `navigator.locks` used here (a test can pass a fake). */
 export interface LockManagerLike {
@@ -61,15 +63,24 @@ export type ChannelMessage =
       lastEventId: string | null;
       connection: Connection;
       at: string;
+      /** Absent from the `sync` of a version that did not know presence. */
+      presence?: Presence | null;
     };
 
 export type Role = 'waiting' | 'holder';
 
 const isString = (v: unknown): v is string => typeof v === 'string';
 const isIdOrNull = (v: unknown): v is string | null => v === null || isString(v);
-const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
 const isReport = (v: unknown): v is Report => toReport(v) !== null;
 const isConnection = (v: unknown): v is Connection => v === 'connecting' || v === 'live' || v === 'reconnecting';
+const isPresence = (v: unknown): v is Presence => isRecord(v) && isCount(v.connections) && isCount(v.instances);
+
+/** The event for a presence count; field by field, so nothing else it carries comes along. */
+const presenceEvent = (p: Presence): ServerEvent => ({
+  type: 'presence',
+  connections: p.connections,
+  instances: p.instances,
+});
 
 /** A decoded server event, as the holder posts it (`ServerEvent`). */
 function isServerEvent(v: unknown): v is ServerEvent {
@@ -87,6 +98,8 @@ function isServerEvent(v: unknown): v is ServerEvent {
       return isString(v.id) && isStatus(v.status) && isString(v.at);
     case 'report_status_rejected':
       return isString(v.id) && isStatus(v.status) && isString(v.reason) && isString(v.at);
+    case 'presence':
+      return isPresence(v);
     default:
       return false;
   }
@@ -115,7 +128,8 @@ export function isChannelMessage(v: unknown): v is ChannelMessage {
         v.orphans.every((o) => isRecord(o) && isString(o.id) && isStatus(o.status) && isString(o.at)) &&
         isIdOrNull(v.lastEventId) &&
         isConnection(v.connection) &&
-        isString(v.at)
+        isString(v.at) &&
+        (v.presence === undefined || v.presence === null || isPresence(v.presence))
       );
     default:
       return false;
@@ -196,6 +210,7 @@ export function connectSharedReportStream(options: SharedStreamOptions): () => v
     lastEventId,
     connection,
     at: now(),
+    presence: shadow.presence,
   });
 
   channel.onmessage = (ev: MessageEvent) => {
@@ -212,8 +227,15 @@ export function connectSharedReportStream(options: SharedStreamOptions): () => v
         break;
       case 'hello':
         // Until the holder has a board, the snapshot it receives reaches every tab
-        // anyway; the connection state it may already have is sent at once.
-        if (holding) post(shadow.loaded ? syncFor(message.from) : { kind: 'connection', state: connection });
+        // anyway; the connection state and a presence count it may already have are sent
+        // at once (presence is not sent again until it changes).
+        if (!holding) break;
+        if (shadow.loaded) {
+          post(syncFor(message.from));
+        } else {
+          post({ kind: 'connection', state: connection });
+          if (shadow.presence) post({ kind: 'event', event: presenceEvent(shadow.presence), id: null });
+        }
         break;
       case 'leader':
         // A new holder: a tab that has no board yet asks it (its first hello may have
@@ -225,6 +247,7 @@ export function connectSharedReportStream(options: SharedStreamOptions): () => v
         apply({ type: 'snapshot', reports: message.reports, at: message.at }, message.lastEventId);
         for (const o of message.orphans)
           apply({ type: 'report_status_update', id: o.id, status: o.status, at: o.at }, null);
+        if (message.presence) apply(presenceEvent(message.presence), null);
         setConnection(message.connection);
         break;
     }

@@ -102,6 +102,28 @@ describe('connectReportStream', () => {
     expect(events.map((e) => e.type)).toEqual(['snapshot', 'report_status_update']);
   });
 
+  it('passes presence on; it carries no id and leaves the resume point where it was', () => {
+    const { events, ids } = connect();
+    const first = FakeEventSource.all[0];
+    first.open();
+    first.emit('snapshot', [], '41');
+    // A browser gives an id-less event the id of the one before it.
+    first.emit('presence', { connections: 2, instances: 1 }, '41');
+    expect(events.at(-1)).toEqual({ type: 'presence', connections: 2, instances: 1 });
+    expect(ids).toEqual(['41', '41']);
+    first.fail(2);
+    vi.advanceTimersByTime(1000);
+    const second = FakeEventSource.all[1];
+    expect(second.url).toBe(streamUrl('', USER, '41'));
+    // A new EventSource has no id yet: its first presence comes with ''.
+    second.open();
+    second.emit('presence', { connections: 1, instances: 1 });
+    expect(ids.at(-1)).toBeNull();
+    second.fail(2);
+    vi.advanceTimersByTime(2000);
+    expect(FakeEventSource.all[2].url).toBe(streamUrl('', USER, '41'));
+  });
+
   it('ignores malformed events instead of throwing', () => {
     const { events, bad } = connect();
     FakeEventSource.all[0].emit('snapshot', 'not json');

@@ -92,6 +92,8 @@ export function connectReportStream(options: StreamOptions): () => void {
 
   const onMessage = (ev: MessageEvent) => {
     if (closed) return;
+    // An event without an `id:` line (`presence`) carries the id of the one before it, or
+    // '' on a new EventSource: either way the resume point stays where it was.
     if (ev.lastEventId) lastEventId = ev.lastEventId;
     // An event can only come over an open connection (a fake or an old browser may not
     // have fired `open` first).

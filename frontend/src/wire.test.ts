@@ -33,6 +33,40 @@ describe('decodeServerEvent', () => {
     expect(decode('snapshot_truncated', [3, 2]).ok).toBe(false);
   });
 
+  it('decodes presence, and refuses anything but two counts', () => {
+    expect(decode('presence', { connections: 3, instances: 2 })).toEqual({
+      ok: true,
+      event: { type: 'presence', connections: 3, instances: 2 },
+    });
+    expect(decode('presence', { connections: 0, instances: 0 })).toEqual({
+      ok: true,
+      event: { type: 'presence', connections: 0, instances: 0 },
+    });
+    // only the two counts are kept
+    expect(decode('presence', { connections: 1, instances: 1, extra: 'x' })).toEqual({
+      ok: true,
+      event: { type: 'presence', connections: 1, instances: 1 },
+    });
+    const refused = [
+      decode('presence', { connections: 3 }),
+      decode('presence', { instances: 1 }),
+      decode('presence', { connections: -1, instances: 1 }),
+      decode('presence', { connections: 1, instances: -1 }),
+      decode('presence', { connections: 1.5, instances: 1 }),
+      decode('presence', { connections: '2', instances: 1 }),
+      decode('presence', { connections: 2, instances: null }),
+      decode('presence', '{"connections": 1e400, "instances": 1}'),
+      decode('presence', [2, 1]),
+      decode('presence', 2),
+      decode('presence', null),
+      decode('presence', 'not json'),
+    ];
+    for (const d of refused) {
+      expect(d.ok).toBe(false);
+      expect(!d.ok && d.error).toMatch(/\w/);
+    }
+  });
+
   it('decodes the event kinds of the contract', () => {
     expect(decode('snapshot', [report(A)])).toEqual({
       ok: true,

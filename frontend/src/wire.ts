@@ -15,6 +15,7 @@ export const SERVER_EVENTS = [
   'new_report',
   'report_status_update',
   'report_status_rejected',
+  'presence',
 ] as const;
 
 export type DecodeResult = { ok: true; event: ServerEvent } | { ok: false; error: string };
@@ -22,6 +23,11 @@ export type DecodeResult = { ok: true; event: ServerEvent } | { ok: false; error
 /** A JSON object (not null, not an array). */
 export function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A count: a non-negative integer. */
+export function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0;
 }
 
 /** A Report from JSON, or null when the shape is wrong. */
@@ -69,8 +75,7 @@ export function decodeServerEvent(name: string, data: string, at: string): Decod
     }
     case 'snapshot_truncated': {
       // {"total": N, "sent": M}: the snapshot before it holds the newest M of N reports
-      const count = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 0;
-      if (!isRecord(v) || !count(v.total) || !count(v.sent)) return bad('not {"total", "sent"}');
+      if (!isRecord(v) || !isCount(v.total) || !isCount(v.sent)) return bad('not {"total", "sent"}');
       return ok({ type: 'snapshot_truncated', total: v.total, sent: v.sent });
     }
     case 'new_report': {
@@ -93,6 +98,12 @@ export function decodeServerEvent(name: string, data: string, at: string): Decod
         reason: typeof v.reason === 'string' && v.reason ? v.reason : 'the server refused the change.',
         at,
       });
+    case 'presence':
+      // {"connections": N, "instances": K}: both counts, or the event says nothing usable
+      if (!isRecord(v) || !isCount(v.connections) || !isCount(v.instances)) {
+        return bad('not {"connections", "instances"}');
+      }
+      return ok({ type: 'presence', connections: v.connections, instances: v.instances });
     default:
       return bad('unknown event name');
   }
