@@ -156,6 +156,9 @@ fi
 step "contract: docs/openapi.json against a live server (schemathesis)"
 scripts/contract_test.sh
 
+step "the guide's pages against a live server"
+"$SSE_TEST_PYTHON" scripts/guide_test.py # docs/v1.md–v4.md: their commands run, their frames compared
+
 step "HTTP/2 conformance of the TLS port (h2spec)"
 waited "$h2spec_install" h2spec-install
 scripts/h2spec.sh
