@@ -1,6 +1,7 @@
 // End-to-end test of the report dashboard against the real sse-server, in headless Chromium:
 // sign-in, two tabs of one user kept in step, update_report_status.sh, transition buttons,
-// a refused move, one shared EventSource, a server restart, sign-out, a truncated board.
+// a refused move, one shared EventSource, the header's count of the user's streams as another
+// browser comes and goes, a server restart, sign-out, a truncated board.
 // (tabs.spec.mjs checks that 8 tabs all stay live.)
 //
 //   cd frontend && npm run build && npm run e2e            (or: npx playwright test dashboard)
@@ -254,6 +255,60 @@ test('one EventSource for both tabs of the browser, with a fixed set of listener
     STREAM_EVENTS.length,
     `listeners on the EventSource (events: ${STREAM_EVENTS.join(', ')}): ${JSON.stringify(s)}`,
   );
+});
+
+/**
+ * The header's presence note (Board.tsx PresenceNote), once it counts `connections` streams.
+ * In the DOM, not necessarily visible: in tab B's narrow window the header squeezes it to
+ * nothing (its width may shrink to 0, and it ellipsises).
+ */
+async function waitPresence(list, connections, timeout) {
+  await Promise.all(
+    list.map((p) =>
+      p
+        .locator(`[role="status"][aria-label="presence"][data-connections="${connections}"]`)
+        .waitFor({ state: 'attached', timeout }),
+    ),
+  );
+}
+
+test("the header counts the user's streams: another browser adds one, and closing it takes it away", async ({
+  browser,
+  server,
+}) => {
+  const note = a.getByRole('status', { name: 'presence' });
+  await note.waitFor({ timeout: 10_000 });
+  const before = Number(await note.getAttribute('data-connections'));
+  assert.ok(before >= 1, `data-connections=${before}: at least this browser's stream`);
+  assert.ok(Number(await note.getAttribute('data-instances')) >= 1);
+  await waitPresence([b], before, 5000); // the other tab of the browser is told over the channel
+  const plural = (n, one) => `${n} ${one}${n === 1 ? '' : 's'}`;
+
+  // another device of the same user: a browser of its own, so a stream of its own
+  const device = await browser.newContext({ viewport: { width: 1180, height: 760 }, deviceScaleFactor: 1 });
+  try {
+    const d = await device.newPage();
+    d.on('pageerror', (e) => pageErrors.push(`device: ${e.message}`));
+    pages.push({ name: 'device', page: d });
+    await d.goto(`${server.base}/?user=${userId}`);
+    await waitConnection(d, 'live', 10_000);
+    const t0 = Date.now();
+    await waitPresence([a, b, d], before + 1, 10_000);
+    log(`presence ${before} -> ${before + 1} in every tab ${Date.now() - t0} ms after the device went live`);
+    assert.ok(await d.getByRole('status', { name: 'presence' }).isVisible(), "in the device's header too");
+    const instances = Number(await note.getAttribute('data-instances'));
+    assert.equal(
+      (await note.innerText()).trim(),
+      `Open in ${plural(before + 1, 'stream')} on ${plural(instances, 'server')}`,
+    );
+    await shot('04b-presence');
+  } finally {
+    await device.close();
+    pages = pages.filter((p) => p.name !== 'device');
+  }
+  const t0 = Date.now();
+  await waitPresence([a, b], before, 10_000);
+  log(`presence back to ${before} ${Date.now() - t0} ms after the device closed`);
 });
 
 test('after a server restart both tabs reconnect and show changes made after it', async ({ server }) => {

@@ -32,7 +32,7 @@ export function Board({ userId, onSignOut }: Props) {
           <div className="topbar-right">
             <ConnectionPill connection={connection} />
             {state.presence && connection === 'live' && <PresenceNote presence={state.presence} />}
-            <a className="btn btn-ghost" href={inspectHref(userId)} data-testid="inspector-link">
+            <a className="btn btn-ghost topbar-inspect" href={inspectHref(userId)} data-testid="inspector-link">
               Inspector
             </a>
             <UserChip userId={userId} />

@@ -1,8 +1,9 @@
 // What a frame means, in one line under its raw text: a keep-alive comment, the reconnect
 // delay, a reset and why, how many connections a `presence` counts, what a /v4 event did.
 // Pure. The /v4 events are decoded by the board's own decoder (wire.ts), so the inspector
-// and the board read them alike; `reset` and `presence` are read here, since the board
-// needs less of them (it drops the reset's lastEventId and ignores presence).
+// and the board read them alike; `reset` and `presence` are read here, on every step: the
+// board keeps less of a reset (it drops its lastEventId), and it shows presence only as
+// the count in its header ("Open in N streams on K servers"), checked the same way.
 
 import { decodeServerEvent, isRecord } from '../wire.ts';
 import type { SseFrame } from './sseParser.ts';
