@@ -95,7 +95,9 @@ export class Server {
     fs.mkdirSync(SHOTS, { recursive: true });
     const logFile = fs.createWriteStream(path.join(SHOTS, `${this.name}-${this.runs}.log`));
     const proc = spawn(BIN, ['--bind', `127.0.0.1:${this.port}`, '--static-dir', DIST, ...this.args], {
-      env: { ...process.env, ...this.env },
+      // No drain by default: no proxy here needs the grace to move traffic, and each
+      // stop would wait its 10 s (a test that needs it sets SSE_DRAIN_GRACE in `env`).
+      env: { SSE_DRAIN_GRACE: '0s', ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc = proc;
