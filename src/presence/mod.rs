@@ -253,11 +253,14 @@ fn read(steps: &[Arc<Presence>], topic: &str, metrics: &Metrics, record: Record)
     if *snapshot.instance == *presence.instance {
         return;
     }
+    // The record's age by its timestamp (the writer's clock) against this one's:
+    // at most LOOKBACK, the oldest a reader reads, so clocks that disagree by more
+    // than that cannot make a live instance look expired.
     let age = record.timestamp_ms.map_or(Duration::ZERO, |written| {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        Duration::from_millis(u64::try_from(now - written).unwrap_or(0))
+        Duration::from_millis(u64::try_from(now - written).unwrap_or(0)).min(LOOKBACK)
     });
     presence.heard(snapshot, age);
 }
