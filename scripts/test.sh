@@ -18,7 +18,8 @@
 #   2. cargo test --include-ignored: the embedded tests and the ones against the real
 #      services: Apache Kafka (127.0.0.1:9092) and dynalite, DynamoDB's API (127.0.0.1:8111)
 #      then scripts/contract_test.sh: schemathesis checks the live server against the
-#      contract, docs/openapi.json
+#      contract, docs/openapi.json; beside it scripts/guide_test.py runs the guide's
+#      pages (docs/v1.md–v4.md) and compares what they show with what the server sends
 #   3. the dashboard: ESLint and Prettier (npm run lint), Vitest, a production build,
 #      and the end-to-end test in headless Chromium against the real server and services
 #   4. a smoke run of the load tool (zero loss, no duplicates), when bench/ exists, and
@@ -154,17 +155,26 @@ else
 fi
 
 step "contract: docs/openapi.json against a live server (schemathesis)"
+# Beside it: the guide's pages (docs/v1.md–v4.md: their commands run against servers
+# of their own, their frames compared) and the deploy files' checks, which wait mostly
+# on processes starting rather than on the two cores.
+in_background guide "$SSE_TEST_PYTHON" scripts/guide_test.py &
+guide=$!
+in_background deploy-check deploy/check.sh &
+deploy_check=$!
 scripts/contract_test.sh
 
-step "the guide's pages against a live server"
-"$SSE_TEST_PYTHON" scripts/guide_test.py # docs/v1.md–v4.md: their commands run, their frames compared
+step "the guide's pages against a live server (run beside the contract)"
+waited "$guide" guide
+cat .local/logs/test-guide.log
 
 step "HTTP/2 conformance of the TLS port (h2spec)"
 waited "$h2spec_install" h2spec-install
 scripts/h2spec.sh
 
-step "deploy files: nginx -t, systemd-analyze verify, Kubernetes schemas"
-deploy/check.sh
+step "deploy files: nginx -t, systemd-analyze verify, Kubernetes schemas (run beside the contract)"
+waited "$deploy_check" deploy-check
+cat .local/logs/test-deploy-check.log
 
 if [ -f frontend/package.json ]; then
     step "dashboard: install, lint (ESLint, Prettier), unit tests, build (run beside the Rust tests)"
