@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 
+use super::record::{age_of, now_ms};
 use crate::lock::Locked;
 use crate::metrics::Metrics;
 
@@ -56,7 +57,7 @@ impl ReaderHealth {
     fn behind(&self) -> Duration {
         match self.handling.load(Ordering::Relaxed) {
             0 => Duration::ZERO,
-            since => Duration::from_millis(u64::try_from(now_ms() - since).unwrap_or(0)),
+            since => age_of(since),
         }
     }
 
@@ -85,12 +86,6 @@ impl ReaderHealth {
         }
         None
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Every reader of one bus, by name.

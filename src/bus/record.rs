@@ -19,6 +19,12 @@ pub struct Record {
 pub const ID_HEADER: &str = "message-id";
 
 impl Record {
+    /// How long ago the record was written, by this machine's clock; `None` when
+    /// the bus gave it no time.
+    pub fn age(&self) -> Option<std::time::Duration> {
+        self.timestamp_ms.map(age_of)
+    }
+
     /// Where the record sits, as the SSE layer orders events.
     pub fn position(&self) -> crate::sse::Position {
         crate::sse::Position {
@@ -26,4 +32,16 @@ impl Record {
             offset: self.offset,
         }
     }
+}
+
+/// Now, in ms since the epoch: the unit of record timestamps.
+pub(super) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// How long ago `timestamp_ms` was; zero for a time ahead of this clock.
+pub fn age_of(timestamp_ms: i64) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::try_from(now_ms() - timestamp_ms).unwrap_or(0))
 }

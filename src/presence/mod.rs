@@ -30,7 +30,7 @@ mod tally;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -256,12 +256,7 @@ fn read(steps: &[Arc<Presence>], topic: &str, metrics: &Metrics, record: Record)
     // The record's age by its timestamp (the writer's clock) against this one's:
     // at most LOOKBACK, the oldest a reader reads, so clocks that disagree by more
     // than that cannot make a live instance look expired.
-    let age = record.timestamp_ms.map_or(Duration::ZERO, |written| {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        Duration::from_millis(u64::try_from(now - written).unwrap_or(0)).min(LOOKBACK)
-    });
+    let age = record.age().unwrap_or_default().min(LOOKBACK);
     presence.heard(snapshot, age);
 }
 
