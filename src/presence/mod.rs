@@ -64,6 +64,16 @@ pub struct Count {
     pub instances: usize,
 }
 
+impl Count {
+    /// `here` streams on this instance and what the others hold.
+    fn of(here: usize, elsewhere: tally::Elsewhere) -> Count {
+        Count {
+            connections: here + elsewhere.connections,
+            instances: usize::from(here > 0) + elsewhere.instances,
+        }
+    }
+}
+
 /// One step's presence: its hub's streams here, and the other instances' tally.
 pub struct Presence {
     step: &'static str,
@@ -129,11 +139,7 @@ impl Presence {
     /// `user`'s open streams, here and on the instances heard from.
     pub fn count(&self, user: &str) -> Count {
         let here = self.hub.connection_count(Some(user));
-        let elsewhere = self.state.locked().tally.elsewhere(user);
-        Count {
-            connections: here + elsewhere.connections,
-            instances: usize::from(here > 0) + elsewhere.instances,
-        }
+        Count::of(here, self.state.locked().tally.elsewhere(user))
     }
 
     /// Tells each user whose count changed (or who opened a stream) on every
@@ -152,12 +158,13 @@ impl Presence {
             )
         };
         for user in changed {
-            let count = self.count(&user);
+            let here = self.hub.connection_count(Some(&user));
             let mut state = self.state.locked();
-            if count.connections == 0 || self.hub.connection_count(Some(&user)) == 0 {
+            if here == 0 {
                 state.told.remove(&user);
                 continue;
             }
+            let count = Count::of(here, state.tally.elsewhere(&user));
             if state.told.get(&user) == Some(&count) && !opened.contains(&user) {
                 continue;
             }
