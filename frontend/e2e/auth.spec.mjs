@@ -17,14 +17,13 @@ import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { screenshotsOnFailure, test } from './fixtures.mjs';
-import { EVENTSOURCE_PROBE, esStats, waitConnection } from './page.mjs';
+import { EVENTSOURCE_PROBE, V4_STREAMS, esStats, waitConnection } from './page.mjs';
 import { BIN, SHOTS, UPDATE_SCRIPT } from './server.mjs';
 import { eventually, log } from './util.mjs';
 
 // Given to the server and to `sse-server token`, never to process.env: the other spec files
 // run their servers without authorization.
 const SECRET = randomBytes(32).toString('hex');
-const V4_STREAMS = 'sse_open_streams{version="v4"}';
 // A token short enough to watch it expire, long enough to sign in and go live first.
 const SHORT_TTL_S = 6;
 

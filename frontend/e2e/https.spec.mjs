@@ -23,15 +23,21 @@ import fs from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
 import { screenshotsOnFailure, test } from './fixtures.mjs';
-import { EVENTSOURCE_PROBE, NO_WEB_LOCKS, esStats, waitConnection, waitStatusEverywhere } from './page.mjs';
+import {
+  BROWSER_CONNECTIONS_PER_HOST,
+  EVENTSOURCE_PROBE,
+  NO_WEB_LOCKS,
+  V4_STREAMS,
+  esStats,
+  openTabsPastTheLimit,
+  waitConnection,
+  waitStatusEverywhere,
+} from './page.mjs';
 import { SHOTS } from './server.mjs';
 import { eventually, log, sleep, timeout } from './util.mjs';
 
 const TABS = Number(process.env.E2E_HTTPS_TABS ?? 8);
-// Chromium's limit of HTTP/1.1 connections per host (and per profile).
-const BROWSER_CONNECTIONS_PER_HOST = 6;
 const LIVE_MS = 10_000;
-const V4_STREAMS = 'sse_open_streams{version="v4"}';
 
 test.describe.configure({ mode: 'serial' });
 test.use({ serverOptions: { name: 'https-server', tls: true } });
@@ -192,17 +198,7 @@ test(`control: the same server over HTTP/1.1 (--disable-http2), only ${BROWSER_C
   try {
     const control = await h1.newContext({ viewport: { width: 900, height: 600 }, ignoreHTTPSErrors: true });
     await control.addInitScript(NO_WEB_LOCKS);
-    for (let i = 0; i < TABS; i++) {
-      const page = await control.newPage();
-      pages.push(page);
-      if (i < BROWSER_CONNECTIONS_PER_HOST) {
-        await page.goto(`${server.base}/?user=${userId}`);
-        await waitConnection(page, 'live', LIVE_MS);
-      } else {
-        // Its very page load waits for a free connection.
-        await page.goto(`${server.base}/?user=${userId}`, { waitUntil: 'commit', timeout: 3000 }).catch(() => {});
-      }
-    }
+    await openTabsPastTheLimit(control, `${server.base}/?user=${userId}`, TABS, pages, LIVE_MS);
     const protocol = await pages[0].evaluate(() => performance.getEntriesByType('navigation')[0].nextHopProtocol);
     assert.equal(protocol, 'http/1.1', "the control's document protocol");
     // Give the others every chance: they stay stuck.

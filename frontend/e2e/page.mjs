@@ -2,6 +2,11 @@
 // EventSources and their listeners (to catch leaks), and waits for a report's status or the
 // connection's state to show.
 
+/** The server's gauge of open /v4 streams (server.metric). */
+export const V4_STREAMS = 'sse_open_streams{version="v4"}';
+/** Chromium's limit of HTTP/1.1 connections per host (and per profile). */
+export const BROWSER_CONNECTIONS_PER_HOST = 6;
+
 /** An init script (context.addInitScript): counts EventSources and their listeners inside the page. */
 export const EVENTSOURCE_PROBE = () => {
   const Native = window.EventSource;
@@ -55,4 +60,24 @@ export async function waitStatusEverywhere(pages, id, status, timeout) {
   const t0 = Date.now();
   await Promise.all(pages.map((p) => waitStatus(p, id, status, timeout)));
   return Date.now() - t0;
+}
+
+/**
+ * Opens `tabs` pages of `url` in `context`, one after the other, each pushed to `pages`:
+ * the first BROWSER_CONNECTIONS_PER_HOST each live (within `liveMs`) before the next
+ * opens, so the tabs do not race each other for the browser's connections; the others
+ * only start loading, since over HTTP/1.1 their very page load waits for a free
+ * connection.
+ */
+export async function openTabsPastTheLimit(context, url, tabs, pages, liveMs) {
+  for (let i = 0; i < tabs; i++) {
+    const page = await context.newPage();
+    pages.push(page);
+    if (i < BROWSER_CONNECTIONS_PER_HOST) {
+      await page.goto(url);
+      await waitConnection(page, 'live', liveMs);
+    } else {
+      await page.goto(url, { waitUntil: 'commit', timeout: 3000 }).catch(() => {});
+    }
+  }
 }

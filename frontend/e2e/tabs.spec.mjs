@@ -15,15 +15,21 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { screenshotsOnFailure, test } from './fixtures.mjs';
-import { EVENTSOURCE_PROBE, NO_WEB_LOCKS, esStats, waitConnection, waitStatusEverywhere } from './page.mjs';
+import {
+  BROWSER_CONNECTIONS_PER_HOST,
+  EVENTSOURCE_PROBE,
+  NO_WEB_LOCKS,
+  V4_STREAMS,
+  esStats,
+  openTabsPastTheLimit,
+  waitConnection,
+  waitStatusEverywhere,
+} from './page.mjs';
 import { SHOTS } from './server.mjs';
 import { eventually, log, sleep, timeout } from './util.mjs';
 
 const TABS = Number(process.env.E2E_TABS ?? 8);
-// Chromium's limit of HTTP/1.1 connections per host (and per profile).
-const BROWSER_CONNECTIONS_PER_HOST = 6;
 const LIVE_MS = 10_000;
-const V4_STREAMS = 'sse_open_streams{version="v4"}';
 
 test.describe.configure({ mode: 'serial' });
 test.use({ serverOptions: { name: 'tabs-server' } });
@@ -164,19 +170,7 @@ test(`control: without the sharing, only ${BROWSER_CONNECTIONS_PER_HOST} of ${TA
   // No Web Locks API: sharedStream.ts falls back to one EventSource per tab.
   await control.addInitScript(NO_WEB_LOCKS);
   try {
-    // One tab after the other, each live before the next opens, so that the tabs
-    // do not race each other for the browser's connections.
-    for (let i = 0; i < TABS; i++) {
-      const page = await control.newPage();
-      pages.push(page);
-      if (i < BROWSER_CONNECTIONS_PER_HOST) {
-        await page.goto(`${server.base}/?user=${userId}`);
-        await waitConnection(page, 'live', LIVE_MS);
-      } else {
-        // Its very page load waits for a free connection.
-        await page.goto(`${server.base}/?user=${userId}`, { waitUntil: 'commit', timeout: 3000 }).catch(() => {});
-      }
-    }
+    await openTabsPastTheLimit(control, `${server.base}/?user=${userId}`, TABS, pages, LIVE_MS);
     log(`control: ${TABS} tabs opened after ${Date.now() - t0} ms`);
     // Give the others every chance: they stay stuck (they wait for a free connection).
     await sleep(3000);
