@@ -244,11 +244,7 @@ impl SseClient {
     pub async fn next_within(&mut self, wait: Duration) -> Event {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let event = tokio::time::timeout_at(deadline, self.events.next())
-                .await
-                .expect("timed out waiting for an event")
-                .expect("the stream ended")
-                .expect("a well-formed event");
+            let event = self.raw_before(deadline, "an event").await;
             if let Some(event) = self.set_aside(event) {
                 return event;
             }
@@ -274,14 +270,20 @@ impl SseClient {
     pub async fn next_presence(&mut self, wait: Duration) -> Event {
         let deadline = tokio::time::Instant::now() + wait;
         while self.presence.is_empty() {
-            let event = tokio::time::timeout_at(deadline, self.events.next())
-                .await
-                .expect("timed out waiting for a presence event")
-                .expect("the stream ended")
-                .expect("a well-formed event");
+            let event = self.raw_before(deadline, "a presence event").await;
             let _ = self.set_aside(event);
         }
         self.presence.pop_front().expect("a presence event")
+    }
+
+    /// The next thing the stream sends (comments and `retry:` included), failing
+    /// the test if none comes before `deadline` or the stream ends.
+    async fn raw_before(&mut self, deadline: tokio::time::Instant, what: &str) -> Event {
+        tokio::time::timeout_at(deadline, self.events.next())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+            .expect("the stream ended")
+            .expect("a well-formed event")
     }
 
     /// `event` if a test reads it: not a comment, `retry:` or `presence` (kept).
