@@ -90,6 +90,11 @@ class Services:
                 return int(word)
         raise RuntimeError(f"services.sh node leader {topic} {partition}: no node id in {out!r}")
 
+    async def controller(self) -> int:
+        """The node id of the active controller (-1: an election is under way)."""
+        out = await self.must("node", "controller", timeout=60)
+        return int(out.split()[-1])
+
     async def node(self, action: str, node: int | str) -> None:
         await self.must("node", action, str(node), timeout=120)
 

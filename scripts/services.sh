@@ -10,6 +10,7 @@
 #        scripts/services.sh node kill|pause|resume|start|cut|heal|pid N   (N: 1, 2 or 3)
 #        scripts/services.sh node heal all
 #        scripts/services.sh node leader TOPIC PARTITION
+#        scripts/services.sh node controller
 #   up      install what is missing (scripts/install_services.sh), start what is not
 #           running (a running one is left alone, a foreign one answering on the port is
 #           used), wait until it answers; then `sse-server init` creates the topics / the
@@ -35,7 +36,8 @@
 #           node's own connections, from ephemeral ports, still pass: it stays registered
 #           and keeps leading its partitions, unreachable for clients and followers),
 #           heal (removes those rules; `heal all`: every node's), pid (prints its pid);
-#           leader prints the node id that leads TOPIC's PARTITION now (-1: none).
+#           leader prints the node id that leads TOPIC's PARTITION now (-1: none);
+#           controller prints the node id of the active controller (-1: none known).
 # State: .local/ (gitignored): logs/, run/, kafka/, kafka-cluster/, dynamodb/, venv/
 # (tests/kafka_tool.py checks that Kafka answers); `rm -rf .local` after `down` resets it.
 # The engines are cached in ${XDG_CACHE_HOME:-~/.cache}/sse-server/. Knobs:
@@ -396,6 +398,23 @@ node_pid() {
         die "kafka-$1: no cluster node started by services.sh runs (pid file $RUN_DIR/kafka-$1.pid)"
 }
 
+# node_controller: the node id of the metadata quorum's leader, the active controller.
+# Each node records the newest quorum epoch it knows and that epoch's leader in its
+# quorum-state file (written at every election); the newest epoch with a leader wins.
+# -1 when no node knows one (an election under way).
+node_controller() {
+    "$SSE_PYTHON" - "$CLUSTER_DIR" <<'PY'
+import glob, json, sys
+known = []
+for path in glob.glob(sys.argv[1] + "/node*/data/__cluster_metadata-0/quorum-state"):
+    with open(path) as f:
+        state = json.load(f)
+    known.append((state["leaderEpoch"], state["leaderId"]))
+epoch, leader = max(known, default=(-1, -1))
+print(leader if leader >= 0 else -1)
+PY
+}
+
 # node_cmd ARGS...: `scripts/services.sh node ...`, faults on one cluster node for tests.
 node_cmd() {
     local cmd=${1:-} n=${2:-} pid
@@ -404,6 +423,12 @@ node_cmd() {
             if [ $# != 3 ] || ! [[ $3 =~ ^[0-9]+$ ]]; then usage; fi
             prereqs_python
             exec "$SSE_PYTHON" "$KAFKA_TOOL" leader "$CLUSTER_BROKERS" "$2" "$3"
+            ;;
+        controller)
+            [ $# = 1 ] || usage
+            prereqs_python
+            node_controller
+            return 0
             ;;
         kill | pause | resume | start | cut | heal | pid) [ $# = 2 ] || usage ;;
         *) usage ;;

@@ -13,6 +13,14 @@
 //! Readiness answers 503 only when no partition takes writes: a third of the users
 //! unwritable is this instance's and every other's condition alike, and taking
 //! every instance out of the load balancer would refuse the other two thirds.
+//! A partition whose leader went silent while enough of its in-sync replicas
+//! answer is moving: Kafka fences the silent broker and elects one of them, and
+//! publishes wait for that instead of failing. Such a partition counts as one that
+//! takes writes for readiness during [`FAILOVER_WITHIN`], so a failover does not
+//! take every instance out of the load balancer when the silent broker led every
+//! partition (as after a cluster's restart, until Kafka rebalances its leaders);
+//! a leader that stays silent longer is one Kafka is not moving (a broker cut off
+//! that still reaches the controller).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -34,6 +42,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How old the last answer of the cluster may be before the whole bus counts as
 /// unwritable.
 const STALE_AFTER: Duration = Duration::from_secs(10);
+/// How long Kafka may take to move the partitions of a broker that went silent:
+/// a new controller when it was the controller, its session (4 s in
+/// `scripts/kafka/cluster.properties`), an election. Measured: 3.4-6.6 s from
+/// a pause to every publish acknowledged (chaos/scenarios.py).
+const FAILOVER_WITHIN: Duration = Duration::from_secs(10);
 
 /// A partition that takes no writes now, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,6 +73,9 @@ struct Verdict {
 struct Partitions {
     total: usize,
     unwritable: Vec<Unwritable>,
+    /// How many of the unwritable are moving to a new leader (see the module's
+    /// doc).
+    moving: usize,
 }
 
 /// What readiness reports of the bus's partitions.
@@ -92,7 +108,9 @@ impl Writability {
                 none_writable: Some(why),
             },
             Ok(partitions) => {
-                let none = partitions.total > 0 && partitions.unwritable.len() == partitions.total;
+                let none = partitions.total > 0
+                    && partitions.unwritable.len() == partitions.total
+                    && partitions.moving == 0;
                 WriteState {
                     none_writable: none
                         .then(|| "no partition of the server's topics takes writes".to_owned()),
@@ -114,12 +132,13 @@ impl KafkaBus {
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut before = Partitions::default();
             let mut cluster_answered = true;
+            let mut silent_since = BTreeMap::new();
             loop {
                 tokio::select! {
                     _ = every.tick() => {}
                     _ = shutdown.cancelled() => return,
                 }
-                let checked = bus.check_partitions().await;
+                let checked = bus.check_partitions(&mut silent_since).await;
                 match &checked {
                     Ok(now) => {
                         if !cluster_answered {
@@ -164,8 +183,12 @@ impl KafkaBus {
         });
     }
 
-    /// One check: the metadata, then a connection to each broker.
-    async fn check_partitions(&self) -> Result<Partitions, String> {
+    /// One check: the metadata, then a connection to each broker. `silent_since`
+    /// keeps when each broker that does not answer stopped answering.
+    async fn check_partitions(
+        &self,
+        silent_since: &mut BTreeMap<i32, Instant>,
+    ) -> Result<Partitions, String> {
         let metadata = self.metadata().await.map_err(|e| e.to_string())?;
         let brokers: Vec<(i32, String)> = metadata
             .brokers()
@@ -180,15 +203,21 @@ impl KafkaBus {
             );
             (*id, up)
         });
-        let reachable: BTreeMap<i32, bool> = futures_util::future::join_all(probes)
-            .await
-            .into_iter()
-            .collect();
+        let now = Instant::now();
+        let mut silent_for = BTreeMap::new();
+        for (id, up) in futures_util::future::join_all(probes).await {
+            if up {
+                silent_since.remove(&id);
+            } else {
+                let since = *silent_since.entry(id).or_insert(now);
+                silent_for.insert(id, now - since);
+            }
+        }
         let min_insync = |topic: &str| self.min_insync.get(topic).map_or(1, |m| *m);
         Ok(judge(
             &metadata_view(&metadata),
             &self.topic_names(),
-            &reachable,
+            &silent_for,
             min_insync,
         ))
     }
@@ -227,15 +256,16 @@ fn metadata_view(metadata: &Metadata) -> Vec<PartitionView> {
         .collect()
 }
 
-/// Which partitions of `topics` take no writes, given the metadata and which
-/// brokers this instance reaches. Pure, so the rules are tested without a cluster.
+/// Which partitions of `topics` take no writes, given the metadata and how long
+/// each broker this instance does not reach has been silent. Pure, so the rules
+/// are tested without a cluster.
 fn judge(
     partitions: &[PartitionView],
     topics: &[String],
-    reachable: &BTreeMap<i32, bool>,
+    silent_for: &BTreeMap<i32, Duration>,
     min_insync: impl Fn(&str) -> i32,
 ) -> Partitions {
-    let up = |broker: i32| reachable.get(&broker).copied().unwrap_or(false);
+    let up = |broker: i32| !silent_for.contains_key(&broker);
     let mut out = Partitions::default();
     for topic in topics {
         let mut of_topic: Vec<&PartitionView> =
@@ -258,8 +288,17 @@ fn judge(
                 Some(format!("the broker reports {error}"))
             } else if p.leader < 0 {
                 Some("no leader".to_owned())
-            } else if !up(p.leader) {
-                Some(format!("its leader, broker {}, is unreachable", p.leader))
+            } else if let Some(silent) = silent_for.get(&p.leader) {
+                let can_move = i32::try_from(in_sync_up).unwrap_or(i32::MAX) >= needed;
+                if can_move && *silent < FAILOVER_WITHIN {
+                    out.moving += 1;
+                    Some(format!(
+                        "its leader, broker {}, is unreachable; {in_sync_up} reachable in-sync replicas can take over",
+                        p.leader
+                    ))
+                } else {
+                    Some(format!("its leader, broker {}, is unreachable", p.leader))
+                }
             } else if i32::try_from(in_sync_up).unwrap_or(i32::MAX) < needed {
                 Some(format!(
                     "{in_sync_up} reachable in-sync replica(s), below min.insync.replicas={needed}"
@@ -320,12 +359,35 @@ mod tests {
         }
     }
 
-    fn reachable(up: &[i32]) -> BTreeMap<i32, bool> {
-        (1..=3).map(|b| (b, up.contains(&b))).collect()
+    /// Brokers 1 to 3 but `up`, each silent for `silent`.
+    fn silent_but(up: &[i32], silent: Duration) -> BTreeMap<i32, Duration> {
+        (1..=3)
+            .filter(|b| !up.contains(b))
+            .map(|b| (b, silent))
+            .collect()
     }
 
+    /// Judged a second after the brokers but `up` went silent.
     fn judged(partitions: &[PartitionView], up: &[i32]) -> Partitions {
-        judge(partitions, &["t".to_owned()], &reachable(up), |_| 2)
+        judged_after(partitions, up, Duration::from_secs(1))
+    }
+
+    fn judged_after(partitions: &[PartitionView], up: &[i32], silent: Duration) -> Partitions {
+        judge(
+            partitions,
+            &["t".to_owned()],
+            &silent_but(up, silent),
+            |_| 2,
+        )
+    }
+
+    fn state_of(partitions: Partitions) -> WriteState {
+        let writability = Writability::default();
+        *writability.checked.locked() = Some(Verdict {
+            at: Instant::now(),
+            partitions: Ok(partitions),
+        });
+        writability.state()
     }
 
     fn cluster() -> Vec<PartitionView> {
@@ -360,12 +422,34 @@ mod tests {
                 .why
                 .contains("below min.insync.replicas=2")
         );
-        let writability = Writability::default();
-        *writability.checked.locked() = Some(Verdict {
-            at: Instant::now(),
-            partitions: Ok(verdict),
-        });
-        assert!(writability.state().none_writable.is_some());
+        assert_eq!(verdict.moving, 0);
+        assert!(state_of(verdict).none_writable.is_some());
+    }
+
+    #[test]
+    fn a_silent_leader_of_every_partition_is_a_failover_until_it_lasts_too_long() {
+        let led_by_one = vec![
+            partition(0, 1, &[1, 2, 3]),
+            partition(1, 1, &[1, 2, 3]),
+            partition(2, 1, &[1, 2, 3]),
+        ];
+        let moving = judged(&led_by_one, &[2, 3]);
+        assert_eq!((moving.unwritable.len(), moving.moving), (3, 3));
+        assert!(moving.unwritable[0].why.contains("can take over"));
+        let state = state_of(moving);
+        assert_eq!(state.none_writable, None);
+        assert_eq!(state.unwritable.len(), 3);
+
+        let stuck = judged_after(&led_by_one, &[2, 3], FAILOVER_WITHIN);
+        assert_eq!((stuck.unwritable.len(), stuck.moving), (3, 0));
+        assert!(state_of(stuck).none_writable.is_some());
+    }
+
+    #[test]
+    fn a_silent_leader_without_enough_in_sync_replicas_is_no_failover() {
+        let verdict = judged(&[partition(0, 1, &[1, 2])], &[2]);
+        assert_eq!((verdict.unwritable.len(), verdict.moving), (1, 0));
+        assert!(state_of(verdict).none_writable.is_some());
     }
 
     #[test]
@@ -383,7 +467,7 @@ mod tests {
         let verdict = judge(
             &[partition(0, -1, &[])],
             &["t".to_owned(), "gone".to_owned()],
-            &reachable(&[1, 2, 3]),
+            &BTreeMap::new(),
             |_| 1,
         );
         let whys: Vec<&str> = verdict.unwritable.iter().map(|u| u.why.as_str()).collect();
