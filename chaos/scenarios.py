@@ -5,8 +5,9 @@ Where nemesis.py throws many faults and judges the history afterwards, this runs
 fault at a time and asserts what a user sees during it:
 
 - kill -9 (or SIGSTOP) of the broker leading a /v3 partition in use, the active
-  controller when it leads one (the slowest failover): every publish is accepted, each
-  arrives on an open stream while the broker is still down, `/readyz` stays 200;
+  controller when it leads one (the slowest failover), while /v3 messages and /v4
+  changes are sent: every one is accepted, each message arrives on an open stream while
+  the broker is still down, `/readyz` stays 200 on every instance throughout;
 - a broker cut off (nothing reaches its ports): every answer comes within 10 s, every
   refusal says `written`, the accepted ones arrive, `/readyz` stays 200 and names the
   unwritable partitions; after the heal, every publish is accepted again within 30 s;
@@ -36,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from cluster import Cluster, Services  # noqa: E402
 from faults import V3_PARTITIONS  # noqa: E402
+from workload import http_call  # noqa: E402
 from sse_client import SseParser  # noqa: E402
 
 USERS = 12
@@ -120,6 +122,30 @@ class Scenarios:
         await asyncio.sleep(1.0)
         return users, streams
 
+    async def new_reports(self) -> list[tuple[str, str]]:
+        """A /v4 report for each of USERS new users, created through both instances:
+        (user, report id)."""
+        made = []
+        for i in range(USERS):
+            user = str(uuid.uuid4())
+            status, body, error = await http_call(
+                self.session, "POST", f"{self.urls[i % len(self.urls)]}/v4/new/report",
+                params={"user_id": user})
+            expect(status == 201, f"a /v4 report created before the fault: {status} {body} {error}")
+            made.append((user, body["reportId"]))
+        return made
+
+    async def changes(self, reports: list[tuple[str, str]]) -> list[dict]:
+        """Each report moved from pending to queued, through both instances, all at once."""
+        async def change(i: int, user: str, report: str) -> dict:
+            started = time.monotonic()
+            status, body, error = await http_call(
+                self.session, "PUT", f"{self.urls[i % len(self.urls)]}/v4/report",
+                params={"user_id": user}, json={"id": report, "status": "queued"})
+            return {"report": report, "status": status, "body": body, "error": error,
+                    "took": time.monotonic() - started}
+        return await asyncio.gather(*(change(i, u, r) for i, (u, r) in enumerate(reports)))
+
     async def arrived(self, streams: list[Stream], answers: list[dict], bound: float) -> float:
         accepted = [(s, a) for s, a in zip(streams, answers) if a["status"] == 202]
 
@@ -152,6 +178,7 @@ class Scenarios:
 
     async def one_broker(self, name: str, action: str, undo: str) -> None:
         users, streams = await self.setup(name)
+        reports = await self.new_reports()
         node, leads, controller = await self.hardest_broker()
         not_ready: list = []
         watch = asyncio.create_task(self.not_ready_answers(not_ready))
@@ -161,14 +188,17 @@ class Scenarios:
         else:
             self.cluster.paused_nodes.add(node)
         try:
-            answers = await self.round(users, "during")
+            answers, changes = await asyncio.gather(self.round(users, "during"), self.changes(reports))
             refused = [a for a in answers if a["status"] != 202]
             expect(not refused, f"{name}: every publish accepted with one broker {DONE[action]}: {refused}")
+            refused = [c for c in changes if c["status"] != 202]
+            expect(not refused, f"{name}: every /v4 change accepted with one broker {DONE[action]}: {refused}")
             took = await self.arrived(streams, answers, ARRIVE_WITHIN)
             expect(not not_ready, f"{name}: /readyz 200 throughout with one broker {DONE[action]}: {not_ready[:3]}")
             self.figures[name] = {"node": node, "controller": controller,
                                   "leads": leads, "accepted": len(answers),
                                   "slowest_answer_s": round(max(a["took"] for a in answers), 2),
+                                  "slowest_change_s": round(max(c["took"] for c in changes), 2),
                                   "all_arrived_s": round(took, 2)}
         finally:
             watch.cancel()

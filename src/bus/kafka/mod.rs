@@ -68,10 +68,10 @@ fn client_config(brokers: &str) -> ClientConfig {
         // Leadership moves without an error reaching a client whose requests to
         // the old leader just hang: metadata asked this often finds the new leader
         // (librdkafka's default is 5 minutes). A paused leader is fenced after the
-        // cluster's broker session (4 s in docs/deploy.md) and a publish waits 8 s:
-        // with 3 s, 12 of 12 publishes sent as a leader paused ran out of time in 1
-        // run of 3, as the new leader was learnt too late. One small request a
-        // second per client.
+        // cluster's broker session (3 s in docs/deploy.md) and a publish waits 8 s:
+        // asking every 3 s, 12 of 12 publishes sent as a leader paused ran out of
+        // time in 1 run of 3, as the new leader was learnt too late. One small
+        // request a second per client.
         .set(
             "topic.metadata.refresh.interval.ms",
             METADATA_REFRESH.as_millis().to_string(),

@@ -23,8 +23,8 @@ use crate::lock::ReadWriteLocked;
 /// How long a publish may wait for the broker's acknowledgement. Longer than a
 /// replicated cluster takes to fence a dead or hung broker and move its
 /// partitions (a new controller if it was the controller, then the broker's
-/// session, 4 s in `scripts/kafka/cluster.properties`, then a metadata refresh):
-/// losing one broker of three slows publishes, 3.4-6.6 s, but refuses none;
+/// session, 3 s in `scripts/kafka/cluster.properties`, then a metadata refresh):
+/// losing one broker of three slows publishes, to 3.9-6.9 s, but refuses none;
 /// short enough that every answer leaves within 10 s.
 pub(super) const PUBLISH_TIMEOUT: Duration = Duration::from_secs(8);
 

@@ -43,8 +43,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// unwritable.
 const STALE_AFTER: Duration = Duration::from_secs(10);
 /// How long Kafka may take to move the partitions of a broker that went silent:
-/// a new controller when it was the controller, its session (4 s in
-/// `scripts/kafka/cluster.properties`), an election. Measured: 3.4-6.6 s from
+/// a new controller when it was the controller, its session (3 s in
+/// `scripts/kafka/cluster.properties`), an election. Measured: 3.9-6.9 s from
 /// a pause to every publish acknowledged (chaos/scenarios.py).
 const FAILOVER_WITHIN: Duration = Duration::from_secs(10);
 
