@@ -204,20 +204,21 @@ impl KafkaBus {
             (*id, up)
         });
         let now = Instant::now();
-        let mut silent_for = BTreeMap::new();
+        let mut seen = BTreeMap::new();
         for (id, up) in futures_util::future::join_all(probes).await {
-            if up {
+            let probe = if up {
                 silent_since.remove(&id);
+                Probe::Up
             } else {
-                let since = *silent_since.entry(id).or_insert(now);
-                silent_for.insert(id, now - since);
-            }
+                Probe::SilentFor(now - *silent_since.entry(id).or_insert(now))
+            };
+            seen.insert(id, probe);
         }
         let min_insync = |topic: &str| self.min_insync.get(topic).map_or(1, |m| *m);
         Ok(judge(
             &metadata_view(&metadata),
             &self.topic_names(),
-            &silent_for,
+            &seen,
             min_insync,
         ))
     }
@@ -225,6 +226,14 @@ impl KafkaBus {
     fn topic_names(&self) -> Vec<String> {
         self.topics.iter().map(|t| t.name.clone()).collect()
     }
+}
+
+/// What this instance saw of a broker the metadata lists.
+#[derive(Debug, Clone, Copy)]
+enum Probe {
+    Up,
+    /// Unreachable, since this long.
+    SilentFor(Duration),
 }
 
 /// One partition as the metadata describes it.
@@ -256,16 +265,16 @@ fn metadata_view(metadata: &Metadata) -> Vec<PartitionView> {
         .collect()
 }
 
-/// Which partitions of `topics` take no writes, given the metadata and how long
-/// each broker this instance does not reach has been silent. Pure, so the rules
-/// are tested without a cluster.
+/// Which partitions of `topics` take no writes, given the metadata and what this
+/// instance saw of each broker (one it did not probe counts as unreachable). Pure,
+/// so the rules are tested without a cluster.
 fn judge(
     partitions: &[PartitionView],
     topics: &[String],
-    silent_for: &BTreeMap<i32, Duration>,
+    seen: &BTreeMap<i32, Probe>,
     min_insync: impl Fn(&str) -> i32,
 ) -> Partitions {
-    let up = |broker: i32| !silent_for.contains_key(&broker);
+    let up = |broker: i32| matches!(seen.get(&broker), Some(Probe::Up));
     let mut out = Partitions::default();
     for topic in topics {
         let mut of_topic: Vec<&PartitionView> =
@@ -288,9 +297,10 @@ fn judge(
                 Some(format!("the broker reports {error}"))
             } else if p.leader < 0 {
                 Some("no leader".to_owned())
-            } else if let Some(silent) = silent_for.get(&p.leader) {
+            } else if !up(p.leader) {
                 let can_move = i32::try_from(in_sync_up).unwrap_or(i32::MAX) >= needed;
-                if can_move && *silent < FAILOVER_WITHIN {
+                let lately = matches!(seen.get(&p.leader), Some(Probe::SilentFor(d)) if *d < FAILOVER_WITHIN);
+                if can_move && lately {
                     out.moving += 1;
                     Some(format!(
                         "its leader, broker {}, is unreachable; {in_sync_up} reachable in-sync replicas can take over",
@@ -359,11 +369,17 @@ mod tests {
         }
     }
 
-    /// Brokers 1 to 3 but `up`, each silent for `silent`.
-    fn silent_but(up: &[i32], silent: Duration) -> BTreeMap<i32, Duration> {
+    /// Brokers 1 to 3: those in `up` up, the others silent for `silent`.
+    fn silent_but(up: &[i32], silent: Duration) -> BTreeMap<i32, Probe> {
         (1..=3)
-            .filter(|b| !up.contains(b))
-            .map(|b| (b, silent))
+            .map(|b| {
+                let probe = if up.contains(&b) {
+                    Probe::Up
+                } else {
+                    Probe::SilentFor(silent)
+                };
+                (b, probe)
+            })
             .collect()
     }
 
@@ -446,6 +462,16 @@ mod tests {
     }
 
     #[test]
+    fn a_leader_that_was_not_probed_is_unreachable_and_not_moving() {
+        let verdict = judged(&[partition(0, 4, &[4, 1, 2])], &[1, 2, 3]);
+        assert_eq!((verdict.unwritable.len(), verdict.moving), (1, 0));
+        assert_eq!(
+            verdict.unwritable[0].why,
+            "its leader, broker 4, is unreachable"
+        );
+    }
+
+    #[test]
     fn a_silent_leader_without_enough_in_sync_replicas_is_no_failover() {
         let verdict = judged(&[partition(0, 1, &[1, 2])], &[2]);
         assert_eq!((verdict.unwritable.len(), verdict.moving), (1, 0));
@@ -467,7 +493,7 @@ mod tests {
         let verdict = judge(
             &[partition(0, -1, &[])],
             &["t".to_owned(), "gone".to_owned()],
-            &BTreeMap::new(),
+            &silent_but(&[1, 2, 3], Duration::ZERO),
             |_| 1,
         );
         let whys: Vec<&str> = verdict.unwritable.iter().map(|u| u.why.as_str()).collect();
