@@ -410,8 +410,7 @@ for path in glob.glob(sys.argv[1] + "/node*/data/__cluster_metadata-0/quorum-sta
     with open(path) as f:
         state = json.load(f)
     known.append((state["leaderEpoch"], state["leaderId"]))
-epoch, leader = max(known, default=(-1, -1))
-print(leader if leader >= 0 else -1)
+print(max(known, default=(-1, -1))[1])
 PY
 }
 

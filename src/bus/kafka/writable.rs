@@ -293,14 +293,14 @@ fn judge(
             out.total += 1;
             let needed = min_insync(topic);
             let in_sync_up = p.isr.iter().filter(|&&b| up(b)).count();
+            let enough_in_sync = i32::try_from(in_sync_up).unwrap_or(i32::MAX) >= needed;
             let why = if let Some(error) = &p.error {
                 Some(format!("the broker reports {error}"))
             } else if p.leader < 0 {
                 Some("no leader".to_owned())
             } else if !up(p.leader) {
-                let can_move = i32::try_from(in_sync_up).unwrap_or(i32::MAX) >= needed;
                 let lately = matches!(seen.get(&p.leader), Some(Probe::SilentFor(d)) if *d < FAILOVER_WITHIN);
-                if can_move && lately {
+                if enough_in_sync && lately {
                     out.moving += 1;
                     Some(format!(
                         "its leader, broker {}, is unreachable; {in_sync_up} reachable in-sync replicas can take over",
@@ -309,7 +309,7 @@ fn judge(
                 } else {
                     Some(format!("its leader, broker {}, is unreachable", p.leader))
                 }
-            } else if i32::try_from(in_sync_up).unwrap_or(i32::MAX) < needed {
+            } else if !enough_in_sync {
                 Some(format!(
                     "{in_sync_up} reachable in-sync replica(s), below min.insync.replicas={needed}"
                 ))
